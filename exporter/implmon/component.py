@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,7 @@ from implmon.durations import Duration
 from implmon.metrics import MetricSpec, Sample
 
 __all__ = [
+    "AlertSink",
     "Analysis",
     "Analyzer",
     "Collector",
@@ -39,6 +40,7 @@ __all__ = [
     "Processor",
     "Reporter",
     "Role",
+    "SampleProvider",
     "Severity",
     "Snapshot",
 ]
@@ -165,3 +167,17 @@ class Reporter(Component):
 
     async def report(self, snapshot: Snapshot) -> None:
         raise NotImplementedError
+
+
+class SampleProvider(Protocol):
+    """Anything that adds samples to every cycle's snapshot (the alert stage's own figures, the
+    event store's pipeline counters). Called once per cycle, on the event loop: keep it cheap."""
+
+    def samples(self) -> Sequence[Sample]: ...
+
+
+class AlertSink(SampleProvider, Protocol):
+    """The alert stage: receives the active findings of every cycle (an empty list resolves all
+    earlier ones). ``process`` must return quickly: delivery happens in the background."""
+
+    async def process(self, findings: Sequence[Finding]) -> None: ...
