@@ -201,6 +201,27 @@ define("implmon_deployment_lead_time_seconds", H,
 define("implmon_validations_total", C,
        "Validations by validation type and outcome (last cycle).",
        ("validation_type", "outcome"))
+# Pipeline figures below are folded from the durable event store (SDK calls and ingested
+# events): counters never go backwards across restarts. See implmon.dora for the definitions.
+define("implmon_validation_duration_seconds", H,
+       "Validation durations by validation type (last cycle).", ("validation_type",),
+       DURATION_BUCKETS)
+define("implmon_build_last_success_timestamp_seconds", G,
+       "Time of the latest successful build of the build type, Unix seconds (last cycle).",
+       ("build_type",))
+define("implmon_deployment_last_success_timestamp_seconds", G,
+       "Time of the latest successful deployment to the environment, Unix seconds "
+       "(last cycle).", ("environment",))
+define("implmon_deployment_time_to_restore_seconds", H,
+       "Time to restore: first failed deployment or opened incident of the environment to its "
+       "next successful deployment or the incident's resolution (last cycle).",
+       ("environment",),
+       (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800, 2592000))
+define("implmon_incidents_total", C,
+       "Incidents opened against the environment (last cycle).", ("environment",))
+define("implmon_environment_failed", G,
+       "1 while the environment's last deployment failed or an incident is open and no "
+       "successful deployment has restored it yet (last cycle).", ("environment",))
 
 # --- the exporter itself --------------------------------------------------------------------
 define("implmon_collector_success", G,
@@ -232,6 +253,23 @@ define("implmon_config_last_reload_successful", G,
        "1 if the last configuration load or reload succeeded.")
 define("implmon_config_last_reload_success_timestamp_seconds", G,
        "Time of the last successful configuration load, Unix seconds.")
+define("implmon_ingest_requests_total", C,
+       "Requests to the event ingest API by HTTP status code, since the process started "
+       "(last cycle).", ("code",))
+define("implmon_store_events_total", C,
+       "Events offered to the event store by kind and result: stored, duplicate, conflict, "
+       "since the process started (last cycle).", ("kind", "result"))
+define("implmon_store_commits_total", C,
+       "Group commits of the event store since the process started (last cycle).")
+define("implmon_store_commit_events", H,
+       "Events per group commit of the event store (last cycle).", (),
+       (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
+define("implmon_store_events", G, "Events held in the event store (last cycle).")
+define("implmon_store_size_bytes", G,
+       "Size of the event store's database file and its WAL (last cycle).")
+define("implmon_store_oldest_event_timestamp_seconds", G,
+       "Receive time of the oldest event in the store, Unix seconds; retention removes older "
+       "ones (last cycle).")
 define("implmon_build_info", G,
        "implmon build information; always 1.", ("version", "python_version"))
 
