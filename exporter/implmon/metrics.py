@@ -136,6 +136,9 @@ define("implmon_component_probes_total", C,
 define("implmon_component_consecutive_failures", G,
        "Health checks the component has failed in a row (last cycle).",
        ("component", "type"))
+define("implmon_pipeline_component_up", G,
+       "1 if the exporter's own pipeline component (collector, processor, analyzer, reporter) "
+       "ran without error in the last cycle (last cycle).", ("component", "role", "kind"))
 define("implmon_components_created_total", C,
        "Pipeline components the factory created, by component type and outcome (last cycle).",
        ("type", "outcome"))
@@ -176,6 +179,36 @@ define("implmon_quality_gate_passed", G,
 define("implmon_quality_report_timestamp_seconds", G,
        "Time the latest report of the source was written, Unix seconds (last cycle).",
        ("source",))
+define("implmon_quality_report_age_seconds", G,
+       "Seconds since the latest report of the source was written (last cycle).", ("source",))
+define("implmon_quality_report_files", G,
+       "Report files the source's path globs matched (last cycle).", ("source",))
+define("implmon_quality_report_stale", G,
+       "1 while a report file of the source is unreadable and its last good values are served "
+       "instead (last cycle).", ("source",))
+define("implmon_quality_report_errors_total", C,
+       "Report file versions of the source that could not be used: malformed, empty, truncated, "
+       "too big or hostile (last cycle).", ("source",))
+define("implmon_quality_suite_duration_seconds", G,
+       "Duration of the latest run of each test suite (last cycle).", ("suite",))
+define("implmon_quality_test_failed", G,
+       "Per-test breakdown, only when configured and capped: 1 if the test failed or errored "
+       "(last cycle).", ("suite", "test"))
+define("implmon_quality_test_duration_seconds", G,
+       "Per-test breakdown, only when configured and capped: duration of the test (last cycle).",
+       ("suite", "test"))
+define("implmon_quality_rule_findings", G,
+       "Findings in the latest static-analysis reports by rule, capped to the most frequent "
+       "rules (last cycle).", ("tool", "rule", "severity", "category"))
+define("implmon_quality_gate_violations", G,
+       "Thresholds of the quality gate the latest reports violate, by build type (last cycle).",
+       ("gate", "build_type"))
+define("implmon_quality_coverage_change_ratio", G,
+       "Coverage ratio of the latest coverage report minus that of the report before it "
+       "(last cycle).", ("component", "kind"))
+define("implmon_quality_tests_change", G,
+       "Tests in the latest report of each suite minus those in the report before it "
+       "(last cycle).", ("suite",))
 
 # --- performance monitoring -----------------------------------------------------------------
 define("implmon_performance_benchmark_seconds", G,
@@ -184,6 +217,11 @@ define("implmon_performance_benchmark_seconds", G,
 define("implmon_performance_regression_ratio", G,
        "Benchmark's stable statistic over its baseline; above 1 is slower (last cycle).",
        ("benchmark",))
+define("implmon_performance_benchmark_rounds", G,
+       "Rounds the benchmark's latest run measured (last cycle).", ("benchmark",))
+define("implmon_performance_regression_detected", G,
+       "1 if the benchmark's regression ratio stayed above 1 + tolerance over the configured "
+       "number of consecutive runs (last cycle).", ("benchmark",))
 
 # --- pipeline (builds, deployments, validations) ----------------------------------------------
 define("implmon_builds_total", C, "Builds by build type and outcome (last cycle).",
@@ -249,6 +287,23 @@ define("implmon_monitor_interval_seconds", G, "Configured monitor loop interval.
 define("implmon_findings", G,
        "Active analyzer findings by severity and monitoring type (last cycle).",
        ("severity", "monitoring_type"))
+# The alert stage (alerter.py), shaped like Prometheus's own prometheus_notifications_* families.
+define("implmon_alerts_sent_total", C,
+       "Alerts (findings) Alertmanager accepted, by Alertmanager base URL (last cycle).",
+       ("alertmanager",))
+define("implmon_alerts_send_errors_total", C,
+       "Alerts in delivery attempts that failed (refused, timed out, unreachable), by "
+       "Alertmanager base URL; each retry counts again (last cycle).", ("alertmanager",))
+define("implmon_alerts_dropped_total", C,
+       "Alert notifications dropped because the queue of an Alertmanager was full "
+       "(last cycle).", ("alertmanager",))
+define("implmon_alert_queue_length", G,
+       "Alert notifications waiting to be sent, by Alertmanager base URL (last cycle).",
+       ("alertmanager",))
+define("implmon_alert_queue_capacity", G,
+       "Capacity of each Alertmanager's alert queue (last cycle).", ("alertmanager",))
+define("implmon_alertmanagers_discovered", G,
+       "Alertmanagers the alert stage sends to (last cycle).")
 define("implmon_config_last_reload_successful", G,
        "1 if the last configuration load or reload succeeded.")
 define("implmon_config_last_reload_success_timestamp_seconds", G,
