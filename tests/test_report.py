@@ -55,7 +55,10 @@ def make_snapshot(
     gates: Sequence[tuple[str, str, bool]] = (("default", "production", True),),
     benchmarks: Sequence[tuple[str, float, float]] = (("parse", 0.002, 1.01),),
     collectors: dict[str, tuple[bool, float, float, str]] | None = None,
+    at: float = NOW,
 ) -> Snapshot:
+    """A snapshot as the monitor would produce it at ``at`` for these components (one sample
+    per component family), gates, benchmarks (name, median, ratio) and collectors."""
     samples: list[Sample] = []
     for name, type_, version, up in components:
         samples += [
@@ -102,11 +105,11 @@ def make_snapshot(
     ]
     if collectors is None:
         collectors = {
-            "http_probe": (True, 0.05, NOW - 1, ""),
-            "system": (True, 0.01, NOW - 1, ""),
+            "http_probe": (True, 0.05, at - 1, ""),
+            "system": (True, 0.01, at - 1, ""),
         }
     return Snapshot(
-        timestamp=NOW - 1, samples=samples, findings=list(findings), collectors=collectors
+        timestamp=at - 1, samples=samples, findings=list(findings), collectors=collectors
     )
 
 

@@ -514,14 +514,20 @@ def _times(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
-def _success_rate(report: Report, kind: str) -> dict[str, tuple[int, int]]:
-    """Per target: (successful, total) runs in the window."""
-    rates: dict[str, tuple[int, int]] = {}
+PIPELINE_HEADER = ("Kind", "Build type / environment", "Runs", "Succeeded", "Success rate")
+
+
+def _pipeline_summary(report: Report) -> list[tuple[str, str, int, int, str]]:
+    """Per kind and target: runs, successful runs and success rate over the window."""
+    rates: dict[tuple[str, str], tuple[int, int]] = {}
     for c in report.pipeline_counts:
-        if c.kind == kind:
-            ok, total = rates.get(c.target, (0, 0))
-            rates[c.target] = (ok + (c.count if c.outcome == "success" else 0), total + c.count)
-    return rates
+        ok, total = rates.get((c.kind, c.target), (0, 0))
+        succeeded = c.count if c.outcome == "success" else 0
+        rates[(c.kind, c.target)] = (ok + succeeded, total + c.count)
+    return [
+        (kind, target, total, ok, _ratio(ok / total))
+        for (kind, target), (ok, total) in sorted(rates.items())
+    ]
 
 
 def render_json(report: Report) -> str:
@@ -635,11 +641,7 @@ def render_markdown(report: Report) -> str:
         )
     if report.events_available:
         out += ["### Builds and deployments in the window", ""]
-        rows = []
-        for kind in ("build", "deployment"):
-            for target, (ok, total) in sorted(_success_rate(report, kind).items()):
-                rows.append([kind, target, total, ok, _ratio(ok / total if total else None)])
-        out += _md_table(["Kind", "Type / environment", "Runs", "Succeeded", "Success rate"], rows)
+        out += _md_table(PIPELINE_HEADER, _pipeline_summary(report))
         failed = [r for r in (*report.builds, *report.deployments) if r.outcome != "success"]
         if failed:
             out += ["Recent runs that did not succeed:", ""]
@@ -684,7 +686,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{background:#28a745}.bad{background:#dc3545}.warn{background:#e0a800;color:#212529}
 .unknown,.info{background:#6c757d}
 .summary{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}
-.tile{border:1px solid #dee2e6;border-radius:4px;padding:8px 14px;min-width:140px}
+.tile{border:1px solid #dee2e6;border-radius:4px;padding:8px 14px;flex:1 1 0;min-width:120px}
 .tile .label{color:#6c757d;font-size:12px}.tile .value{font-size:20px;font-weight:500}
 .empty{color:#6c757d;font-style:italic;margin:4px 0 8px}
 .error{color:#dc3545}
@@ -921,6 +923,17 @@ def render_html(report: Report, *, refresh_seconds: float | None = 30.0) -> str:
                 numeric=(5,),
             )
 
+        section(
+            "Builds and deployments in this window",
+            "pipeline",
+            _table(
+                "pipeline-table",
+                PIPELINE_HEADER,
+                [[_e(cell) for cell in row] for row in _pipeline_summary(report)],
+                "No builds or deployments in this window.",
+                numeric=(2, 3, 4),
+            ),
+        )
         section("Recent builds", "builds", runs(report.builds, "build"))
         section("Recent deployments", "deployments", runs(report.deployments, "deployment"))
     else:
