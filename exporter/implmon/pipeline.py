@@ -1,0 +1,257 @@
+"""What the builder, deployer and validator share: stage spans, step spans and recorders.
+
+A *stage* (``build_system``, ``deploy_system``, ``validate_implementation``) is one span; each of
+the seed's sub-steps is a child span. Attributes follow the OpenTelemetry CI/CD conventions
+where they fit (``cicd.pipeline.name``, ``cicd.pipeline.run.id``, ``cicd.pipeline.result``,
+``cicd.pipeline.task.name``, ``cicd.pipeline.task.type`` = build/test/deploy,
+``cicd.pipeline.task.run.result``) plus ``implmon.*`` ones for the seed's vocabulary. An error
+sets the span status to ERROR and records the exception.
+
+A stage ends by handing its event (:mod:`implmon.events`) to an :class:`EventRecorder`. The
+default, :class:`OTelRecorder`, records OpenTelemetry metric instruments named so that their
+Prometheus names are the catalogue's (``implmon.deployments`` → ``implmon_deployments_total``,
+``implmon.deployment.duration`` in seconds → ``implmon_deployment_duration_seconds``). The
+exporter's :class:`StoreRecorder` writes the durable store first and then the same instruments,
+so the store-backed ``/metrics`` and the OpenTelemetry metrics see the same events.
+
+This module imports the OpenTelemetry API only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from implmon import __version__
+from implmon.events import (
+    BuildEvent,
+    DeploymentEvent,
+    Event,
+    EventRecorder,
+    Outcome,
+    ValidationEvent,
+)
+from implmon.factory import TRACER_NAME
+
+if TYPE_CHECKING:
+    from implmon.store import EventStore
+
+__all__ = [
+    "METER_NAME",
+    "TRACER_NAME",
+    "CompositeRecorder",
+    "OTelRecorder",
+    "StageFailed",
+    "StoreRecorder",
+    "new_run_id",
+    "stage_span",
+    "step",
+]
+
+log = logging.getLogger(__name__)
+
+#: Name of the meter every implmon SDK instrument comes from.
+METER_NAME = "implmon"
+
+T = TypeVar("T")
+
+# cicd.pipeline.result values (CI/CD semantic conventions) for each outcome.
+_RESULT = {
+    Outcome.SUCCESS: "success",
+    Outcome.FAILURE: "failure",
+    Outcome.CANCELLED: "cancellation",
+}
+
+
+class StageFailed(Exception):
+    """A hook said no (returned False) without raising; names the step."""
+
+
+def new_run_id() -> str:
+    """A fresh event id for a run the caller did not name."""
+    return uuid.uuid4().hex
+
+
+def get_tracer(tracer_provider: trace.TracerProvider | None = None) -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME, __version__, tracer_provider=tracer_provider)
+
+
+def outcome_of(exc: BaseException | None) -> Outcome:
+    """success without an exception; cancelled for cancellation or Ctrl-C; else failure."""
+    if exc is None:
+        return Outcome.SUCCESS
+    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+        return Outcome.CANCELLED
+    return Outcome.FAILURE
+
+
+def finish_span(span: Span, outcome: Outcome, exc: BaseException | None, result_key: str) -> None:
+    """Set the outcome attributes and, for a failure, ERROR status and the exception."""
+    span.set_attribute(result_key, _RESULT[outcome])
+    span.set_attribute("implmon.outcome", outcome.value)
+    if exc is not None:
+        span.set_attribute("error.type", type(exc).__qualname__)
+        if outcome is Outcome.FAILURE:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+
+@asynccontextmanager
+async def stage_span(
+    tracer: trace.Tracer, name: str, attributes: dict[str, Any]
+) -> AsyncIterator[Span]:
+    """The stage's span; its status and result are set by the caller (see :func:`finish_span`).
+
+    ``record_exception``/``set_status_on_exception`` are off: the stage decides the outcome
+    (a cancellation is not an error).
+    """
+    with tracer.start_as_current_span(
+        name,
+        kind=SpanKind.INTERNAL,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        yield span
+
+
+async def step(
+    tracer: trace.Tracer,
+    name: str,
+    task_type: str,
+    hook: Callable[..., Awaitable[T]],
+    *args: Any,
+) -> T:
+    """Run one sub-step as a child span; a hook returning ``False`` fails the step."""
+    with tracer.start_as_current_span(
+        name,
+        attributes={"cicd.pipeline.task.name": name, "cicd.pipeline.task.type": task_type},
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            result = await hook(*args)
+            if result is False:
+                raise StageFailed(f"{name}: {getattr(hook, '__qualname__', hook)} returned False")
+        except BaseException as exc:
+            finish_span(span, outcome_of(exc), exc, "cicd.pipeline.task.run.result")
+            raise
+        span.set_attribute("cicd.pipeline.task.run.result", "success")
+        return result
+
+
+def span_ids(span: Span) -> tuple[str | None, str | None]:
+    """The span's trace and span id as W3C hex, or (None, None) for a non-recording span."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None, None
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+
+# --- recorders --------------------------------------------------------------------------------
+
+
+class OTelRecorder:
+    """Records events as OpenTelemetry metric instruments (API only: a no-op without an SDK)."""
+
+    def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
+        meter = metrics.get_meter(METER_NAME, __version__, meter_provider=meter_provider)
+        self.builds = meter.create_counter(
+            "implmon.builds", unit="{build}", description="Builds by build type and outcome."
+        )
+        self.build_duration = meter.create_histogram(
+            "implmon.build.duration", unit="s", description="Build durations by build type."
+        )
+        self.deployments = meter.create_counter(
+            "implmon.deployments",
+            unit="{deployment}",
+            description="Deployments by environment and outcome.",
+        )
+        self.deployment_duration = meter.create_histogram(
+            "implmon.deployment.duration",
+            unit="s",
+            description="Deployment durations by environment.",
+        )
+        self.lead_time = meter.create_histogram(
+            "implmon.deployment.lead_time",
+            unit="s",
+            description="Lead time for changes: change time to successful deployment.",
+        )
+        self.validations = meter.create_counter(
+            "implmon.validations",
+            unit="{validation}",
+            description="Validations by validation type and outcome.",
+        )
+        self.validation_duration = meter.create_histogram(
+            "implmon.validation.duration",
+            unit="s",
+            description="Validation durations by validation type.",
+        )
+
+    def record_now(self, event: Event) -> None:
+        """Synchronous form (instruments never block)."""
+        try:
+            if isinstance(event, BuildEvent):
+                bt = event.build_type.value
+                self.builds.add(1, {"build_type": bt, "outcome": event.outcome.value})
+                if event.duration_seconds is not None:
+                    self.build_duration.record(event.duration_seconds, {"build_type": bt})
+            elif isinstance(event, DeploymentEvent):
+                env = event.environment.value
+                self.deployments.add(1, {"environment": env, "outcome": event.outcome.value})
+                if event.duration_seconds is not None:
+                    self.deployment_duration.record(event.duration_seconds, {"environment": env})
+                if event.outcome is Outcome.SUCCESS and event.commit_time is not None:
+                    lead = event.time(time.time()) - event.commit_time.timestamp()
+                    self.lead_time.record(max(0.0, lead), {"environment": env})
+            elif isinstance(event, ValidationEvent):
+                vt = event.validation_type.value
+                self.validations.add(1, {"validation_type": vt, "outcome": event.outcome.value})
+                if event.duration_seconds is not None:
+                    self.validation_duration.record(event.duration_seconds, {"validation_type": vt})
+        except Exception:
+            log.exception(
+                "recording %s event %s as OpenTelemetry metrics failed", event.kind, event.id
+            )
+
+    async def record(self, event: Event) -> None:
+        self.record_now(event)
+
+
+class StoreRecorder:
+    """Writes each event to the durable store (awaiting its commit), then to ``otel``."""
+
+    def __init__(self, store: EventStore, otel: OTelRecorder | None = None) -> None:
+        self.store = store
+        self.otel = otel or OTelRecorder()
+        self.failures = 0
+
+    async def record(self, event: Event) -> None:
+        try:
+            await self.store.append(event)
+        except Exception:
+            self.failures += 1
+            log.exception("storing %s event %s failed", event.kind, event.id)
+        self.otel.record_now(event)
+
+
+class CompositeRecorder:
+    """Hands each event to several recorders in turn."""
+
+    def __init__(self, recorders: Sequence[EventRecorder]) -> None:
+        self.recorders = list(recorders)
+
+    async def record(self, event: Event) -> None:
+        for recorder in self.recorders:
+            try:
+                await recorder.record(event)
+            except Exception:
+                log.exception("recorder %r failed on %s event %s", recorder, event.kind, event.id)
