@@ -1,0 +1,47 @@
+"""Every environment variable implmon reads, as a documented constant.
+
+The standard ``OTEL_*`` variables are read by the OpenTelemetry SDK itself (see
+:mod:`implmon.telemetry`); they are listed here so that one module names them all.
+Secrets never appear in config files: a config value of ``${NAME}`` is replaced by the
+variable's value when the file is loaded, and ``*_file`` settings name a file to read.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "IMPLMON_CONFIG",
+    "IMPLMON_LISTEN_ADDRESS",
+    "IMPLMON_LOG_FORMAT",
+    "IMPLMON_LOG_LEVEL",
+    "OTEL_VARIABLES",
+]
+
+#: Default for ``implmon run --config`` when the flag is not given.
+IMPLMON_CONFIG = "IMPLMON_CONFIG"
+#: Default for ``--web.listen-address`` when neither the flag nor the config sets it.
+IMPLMON_LISTEN_ADDRESS = "IMPLMON_LISTEN_ADDRESS"
+#: Log level (debug, info, warning, error); ``--log.level`` wins.
+IMPLMON_LOG_LEVEL = "IMPLMON_LOG_LEVEL"
+#: Log format (logfmt or json); ``--log.format`` wins.
+IMPLMON_LOG_FORMAT = "IMPLMON_LOG_FORMAT"
+
+#: Standard OpenTelemetry variables honoured through the SDK (not read by implmon directly).
+OTEL_VARIABLES = (
+    "OTEL_SDK_DISABLED",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_PROPAGATORS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+)

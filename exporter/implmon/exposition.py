@@ -1,0 +1,230 @@
+"""Prometheus text and OpenMetrics exposition of a snapshot, rendered once per cycle.
+
+Scrapes must not pay for rendering: the reporter renders every cycle's samples once, in a
+worker thread, into four ready byte strings (text and OpenMetrics, each plain and gzipped) and
+the server hands out the one the scraper asked for. A :class:`Renderer` caches each series'
+``name{labels}`` prefix across cycles, so a steady-state cycle costs one dictionary lookup and
+one float formatting per series.
+
+>>> from implmon.metrics import Sample
+>>> r = Renderer()
+>>> text = r.render([Sample("implmon_host_cpus", {}, 2)], openmetrics=True)
+>>> print(text.decode())
+# HELP implmon_host_cpus Logical CPUs of the host (last cycle).
+# TYPE implmon_host_cpus gauge
+implmon_host_cpus 2.0
+# EOF
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from implmon.metrics import CATALOGUE, HistogramValue, MetricSpec, MetricType, Sample
+
+__all__ = [
+    "CONTENT_TYPE_OPENMETRICS",
+    "CONTENT_TYPE_TEXT",
+    "Exposition",
+    "Renderer",
+    "choose_variant",
+]
+
+CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+# Prometheus scrapes with gzip by default: a low level keeps the per-cycle cost small (level 9
+# costs up to 69 ms at 10k series here, level 1 about 2 ms) for a few percent more bytes.
+GZIP_LEVEL = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Exposition:
+    """One cycle's exposition in every variant a scraper can ask for."""
+
+    text: bytes
+    text_gzip: bytes
+    openmetrics: bytes
+    openmetrics_gzip: bytes
+
+    @classmethod
+    def build(cls, renderer: Renderer, samples: Iterable[Sample]) -> Exposition:
+        grouped = renderer.group(samples)
+        text = renderer.render_grouped(grouped, openmetrics=False)
+        om = renderer.render_grouped(grouped, openmetrics=True)
+        renderer.prune(grouped)
+        return cls(
+            text,
+            gzip.compress(text, GZIP_LEVEL, mtime=0),
+            om,
+            gzip.compress(om, GZIP_LEVEL, mtime=0),
+        )
+
+    def variant(self, openmetrics: bool, use_gzip: bool) -> tuple[bytes, str]:
+        if openmetrics:
+            return (
+                self.openmetrics_gzip if use_gzip else self.openmetrics,
+                CONTENT_TYPE_OPENMETRICS,
+            )
+        return (self.text_gzip if use_gzip else self.text, CONTENT_TYPE_TEXT)
+
+
+def choose_variant(accept: str, accept_encoding: str) -> tuple[bool, bool]:
+    """(openmetrics, gzip) for a request's Accept and Accept-Encoding headers."""
+    openmetrics = "application/openmetrics-text" in accept
+    use_gzip = any(
+        part.split(";")[0].strip() == "gzip" and "q=0" not in part.replace(" ", "")
+        for part in accept_encoding.split(",")
+    )
+    return openmetrics, use_gzip
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _escape_help(text: str, openmetrics: bool) -> str:
+    text = text.replace("\\", r"\\").replace("\n", r"\n")
+    return text.replace('"', r"\"") if openmetrics else text
+
+
+def _format_bound(bound: float) -> str:
+    """A histogram ``le`` value as Prometheus clients write it (``0.5``, ``1.0``, ``+Inf``)."""
+    return "+Inf" if bound == math.inf else repr(float(bound))
+
+
+def _format_value(value: float) -> str:
+    if value != value:  # NaN
+        return "NaN"
+    if value == math.inf:
+        return "+Inf"
+    if value == -math.inf:
+        return "-Inf"
+    return repr(float(value))
+
+
+class _FamilyCache:
+    """Per family: the HELP/TYPE headers and each series' rendered prefix."""
+
+    __slots__ = ("headers", "key", "prefixes", "spec")
+
+    def __init__(self, spec: MetricSpec) -> None:
+        self.spec = spec
+        names = spec.labels
+        self.key: Callable[[Mapping[str, str]], Any]
+        if not names:
+            self.key = lambda labels: ()
+        else:
+            # itemgetter runs in C; with one name it returns the value itself, which is a fine key.
+            self.key = itemgetter(*names)
+        self.prefixes: dict[Any, str] = {}
+        headers = []
+        for om in (False, True):
+            family = spec.family_name if om else spec.name
+            headers.append(
+                f"# HELP {family} {_escape_help(spec.help, om)}\n"
+                f"# TYPE {family} {spec.type.value}\n"
+            )
+        self.headers = tuple(headers)
+
+    def labels_text(self, key: Any) -> str:
+        names = self.spec.labels
+        values = key if isinstance(key, tuple) else (key,)
+        if not names:
+            return ""
+        return ",".join(f'{n}="{_escape_label(v)}"' for n, v in zip(names, values, strict=True))
+
+
+class Renderer:
+    """Renders samples to exposition bytes, caching series prefixes across cycles.
+
+    The cache holds one entry per series ever seen; :meth:`prune` drops those absent from the
+    last render so that churning label values do not grow it without bound.
+    """
+
+    def __init__(self, catalogue: Mapping[str, MetricSpec] | None = None) -> None:
+        self._catalogue = CATALOGUE if catalogue is None else catalogue
+        self._families: dict[str, _FamilyCache] = {}
+
+    def _family(self, name: str) -> _FamilyCache:
+        cache = self._families.get(name)
+        if cache is None:
+            cache = self._families[name] = _FamilyCache(self._catalogue[name])
+        return cache
+
+    def group(self, samples: Iterable[Sample]) -> dict[str, dict[Any, float | HistogramValue]]:
+        """Samples by family and series key (a later sample of the same series wins)."""
+        grouped: dict[str, dict[Any, float | HistogramValue]] = {}
+        keys: dict[str, Callable[[Mapping[str, str]], Any]] = {}
+        for sample in samples:
+            series = grouped.get(sample.metric)
+            if series is None:
+                series = grouped[sample.metric] = {}
+                keys[sample.metric] = self._family(sample.metric).key
+            series[keys[sample.metric](sample.labels)] = sample.value
+        return grouped
+
+    def render(self, samples: Iterable[Sample], openmetrics: bool) -> bytes:
+        return self.render_grouped(self.group(samples), openmetrics)
+
+    def render_grouped(
+        self, grouped: Mapping[str, Mapping[Any, float | HistogramValue]], openmetrics: bool
+    ) -> bytes:
+        out: list[str] = []
+        append = out.append
+        fmt = _format_value
+        for name in sorted(grouped):
+            fam = self._family(name)
+            append(fam.headers[openmetrics])
+            series = grouped[name]
+            if fam.spec.type is MetricType.HISTOGRAM:
+                for key, value in series.items():
+                    if isinstance(value, HistogramValue):
+                        self._histogram(fam, key, value, openmetrics, out)
+                continue
+            prefixes = fam.prefixes
+            for key, value in series.items():
+                prefix = prefixes.get(key)
+                if prefix is None:
+                    labels = fam.labels_text(key)
+                    prefix = prefixes[key] = f"{name}{{{labels}}} " if labels else f"{name} "
+                append(prefix)
+                append(fmt(value))  # type: ignore[arg-type]
+                append("\n")
+        if openmetrics:
+            append("# EOF\n")
+        return "".join(out).encode()
+
+    def _histogram(
+        self, fam: _FamilyCache, key: Any, value: HistogramValue, om: bool, out: list[str]
+    ) -> None:
+        name = fam.spec.name
+        labels = fam.labels_text(key)
+        sep = "," if labels else ""
+        bounds = [*fam.spec.buckets, math.inf]
+        for i, (bound, count) in enumerate(zip(bounds, value.buckets, strict=True)):
+            le = _format_bound(bound)
+            line = f'{name}_bucket{{{labels}{sep}le="{le}"}} {_format_value(count)}'
+            exemplar = value.exemplars.get(i) if om else None
+            if exemplar is not None:
+                ex_labels, ex_value, ex_ts = exemplar
+                text = ",".join(f'{k}="{_escape_label(v)}"' for k, v in ex_labels.items())
+                line += f" # {{{text}}} {_format_value(ex_value)}"
+                if ex_ts is not None:
+                    line += f" {ex_ts!r}"
+            out.append(line + "\n")
+        braces = f"{{{labels}}}" if labels else ""
+        out.append(f"{name}_sum{braces} {_format_value(value.sum)}\n")
+        out.append(f"{name}_count{braces} {_format_value(value.count)}\n")
+
+    def prune(self, grouped: Mapping[str, Mapping[Any, object]]) -> None:
+        """Forget cached prefixes of series that were not in ``grouped``."""
+        for name, fam in self._families.items():
+            live = grouped.get(name, {})
+            if len(fam.prefixes) > len(live):
+                fam.prefixes = {k: v for k, v in fam.prefixes.items() if k in live}

@@ -1,0 +1,158 @@
+"""``--web.config.file``: TLS and basic auth in the Prometheus exporter-toolkit format.
+
+.. code-block:: yaml
+
+    tls_server_config:
+      cert_file: server.crt
+      key_file: server.key
+      client_auth_type: RequireAndVerifyClientCert   # optional mTLS
+      client_ca_file: ca.crt
+      min_version: TLS12
+    http_server_config:
+      headers:
+        Strict-Transport-Security: max-age=31536000
+    basic_auth_users:
+      prometheus: $2y$10$...   # bcrypt hash, e.g. from `htpasswd -nBC 10 "" | tr -d ':\\n'`
+
+Passwords are never stored, only their bcrypt hashes; a successful check is cached (keyed by a
+SHA-256 of the credentials) so that bcrypt's deliberate slowness is paid once, as the
+exporter-toolkit does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+import bcrypt
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from pydantic import model_validator
+
+from implmon.config import ConfigPath, StrictModel
+
+__all__ = ["WebConfig", "basic_auth_middleware", "headers_middleware", "ssl_context"]
+
+_CLIENT_AUTH = Literal[
+    "NoClientCert",
+    "RequestClientCert",
+    "RequireAnyClientCert",
+    "VerifyClientCertIfGiven",
+    "RequireAndVerifyClientCert",
+]
+_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+
+
+class TLSServerConfig(StrictModel):
+    cert_file: ConfigPath
+    key_file: ConfigPath
+    client_auth_type: _CLIENT_AUTH = "NoClientCert"
+    client_ca_file: ConfigPath | None = None
+    min_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] = "TLS12"
+    max_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] = "TLS13"
+    cipher_suites: list[str] = []
+    prefer_server_cipher_suites: bool = True
+    curve_preferences: list[str] = []
+
+    @model_validator(mode="after")
+    def _ca_for_client_auth(self) -> TLSServerConfig:
+        verifying = self.client_auth_type in (
+            "VerifyClientCertIfGiven",
+            "RequireAndVerifyClientCert",
+        )
+        if verifying and self.client_ca_file is None:
+            raise ValueError(f"client_ca_file is required with {self.client_auth_type}")
+        return self
+
+
+class HTTPServerConfig(StrictModel):
+    headers: dict[str, str] = {}
+    http2: bool = True
+
+
+class WebConfig(StrictModel):
+    tls_server_config: TLSServerConfig | None = None
+    http_server_config: HTTPServerConfig = HTTPServerConfig()
+    basic_auth_users: dict[str, str] = {}
+
+
+def ssl_context(config: WebConfig) -> ssl.SSLContext | None:
+    tls = config.tls_server_config
+    if tls is None:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = _VERSIONS[tls.min_version]
+    ctx.maximum_version = _VERSIONS[tls.max_version]
+    ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.cipher_suites:
+        ctx.set_ciphers(":".join(tls.cipher_suites))
+    if tls.client_ca_file is not None:
+        ctx.load_verify_locations(tls.client_ca_file)
+    ctx.verify_mode = {
+        "NoClientCert": ssl.CERT_NONE,
+        "RequestClientCert": ssl.CERT_OPTIONAL,
+        "RequireAnyClientCert": ssl.CERT_REQUIRED,
+        "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+        "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+    }[tls.client_auth_type]
+    return ctx
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def basic_auth_middleware(users: dict[str, str]) -> Middleware:
+    verified: set[bytes] = set()
+
+    def check(header: str) -> bool:
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        hashed = users.get(user)
+        if not sep or hashed is None:
+            return False
+        key = hashlib.sha256(f"{user}\0{password}\0{hashed}".encode()).digest()
+        if key in verified:
+            return True
+        try:
+            ok = bcrypt.checkpw(password.encode(), hashed.encode())
+        except ValueError:
+            return False
+        if ok:
+            verified.add(key)
+        return ok
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not check(request.headers.get("Authorization", "")):
+            return web.Response(
+                status=401,
+                text="Unauthorized\n",
+                headers={"WWW-Authenticate": 'Basic realm="implmon"'},
+            )
+        return await handler(request)
+
+    return middleware
+
+
+def headers_middleware(headers: dict[str, str]) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers.update(headers)
+        return response
+
+    return middleware
