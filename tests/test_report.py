@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import math
 import re
+import socket
 from collections.abc import Sequence
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,6 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from implmon import cli_report
 from implmon.component import Finding, MonitoringType, Severity, Snapshot
 from implmon.events import Event, parse_event
 from implmon.metrics import CATALOGUE, Sample
@@ -462,3 +466,103 @@ async def test_bad_period_is_a_400_that_names_the_parameter() -> None:
             assert "'hourly'" in error
     finally:
         await client.close()
+
+
+# --- implmon report (the CLI) ---------------------------------------------------------------
+
+
+def report_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="implmon")
+    cli_report.add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["report", *argv])
+
+
+async def run_cli(*argv: str) -> int:
+    """Run ``implmon report`` as the console script would; the CLI runs its own event loop,
+    so it runs in a worker thread while the test's loop serves the exporter."""
+    args = report_args(*argv)
+    code: int = await asyncio.to_thread(args.func, args)
+    return code
+
+
+async def test_cli_renders_what_the_exporter_serves(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    snapshot = make_snapshot(findings=[finding(Severity.WARNING, "Slow")])
+    app = web.Application()
+    setup_routes(app, lambda: snapshot, clock=lambda: NOW)
+    client = await _client(app)
+    url = str(client.make_url("/"))
+    try:
+        for period in Period:
+            expected = build_report(snapshot, period=period, now=NOW)
+            assert await run_cli("--url", url, "--format", "markdown", "--period", period) == 0
+            assert capsys.readouterr().out == render_markdown(expected)
+        assert await run_cli("--url", url, "--format", "json") == 0
+        fetched = Report.model_validate_json(capsys.readouterr().out)
+        assert fetched == build_report(snapshot, now=NOW)
+
+        out = tmp_path / "status.html"
+        assert await run_cli("--url", url, "--format", "html", "-o", str(out)) == 0
+        page = parse(out.read_text(encoding="utf-8"))
+        assert not any(m.get("http-equiv") == "refresh" for m in page.meta)  # a static file
+        assert all(c[0] in page.text("components-table") for c in COMPONENTS)
+
+        # One component is down and a warning is active: degraded.
+        assert await run_cli("--url", url, "--fail-on", "degraded") == cli_report.EXIT_STATUS
+        assert "status is degraded" in capsys.readouterr().err
+        assert await run_cli("--url", url, "--fail-on", "critical") == 0
+    finally:
+        await client.close()
+
+
+async def test_cli_says_what_failed_and_where(capsys: pytest.CaptureFixture[str]) -> None:
+    # Not an implmon exporter: something else answering on the port.
+    async def not_a_report(_: web.Request) -> web.Response:
+        return web.json_response({"hello": "world"})
+
+    other = web.Application()
+    other.router.add_get("/api/v1/report", not_a_report)
+    client = await _client(other)
+    url = str(client.make_url("/"))
+    try:
+        assert await run_cli("--url", url) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"implmon report: {url.rstrip('/')}/api/v1/report: not an implmon")
+        assert "generated_at" in err
+
+        missing = str(client.make_url("/nothing-here/"))
+        assert await run_cli("--url", missing) == 1
+        assert "HTTP 404" in capsys.readouterr().err
+    finally:
+        await client.close()
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert await run_cli("--url", f"http://127.0.0.1:{port}") == 1
+    err = capsys.readouterr().err
+    assert f"http://127.0.0.1:{port}/api/v1/report: ClientConnectorError" in err
+
+
+async def test_cli_offline_reads_the_event_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "events.db"
+    async with EventStore(path) as store:
+        for _, event in [
+            run_event("deployment", "d-ok", "production", "success", 0),
+            run_event("deployment", "d-bad", "production", "failure", 0),
+            run_event("build", "b-1", "testing", "success", 0),
+        ]:
+            assert (await store.append(event)).accepted
+
+    assert await run_cli("--store", str(path), "--format", "json", "--period", "weekly") == 0
+    report = Report.model_validate_json(capsys.readouterr().out)
+    assert report.status == "unknown"
+    assert report.events_available
+    assert {d.id for d in report.deployments} == {"d-ok", "d-bad"}
+    assert [b.id for b in report.builds] == ["b-1"]
+
+    assert await run_cli("--store", str(tmp_path / "absent.db")) == 1
+    assert "absent.db: no such event store file" in capsys.readouterr().err

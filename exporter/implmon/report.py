@@ -31,6 +31,7 @@ import html
 import json
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,11 @@ from implmon.events import BuildEvent, DeploymentEvent, Event
 from implmon.metrics import HistogramValue, Sample
 
 __all__ = [
+    "MARKDOWN_MARKER",
+    "MARKDOWN_ROWS",
+    "RECENT_LIMIT",
     "REPORT_OPTIONS",
+    "SCHEMA_VERSION",
     "BenchmarkStatus",
     "CollectorStatus",
     "ComponentStatus",
@@ -1055,7 +1060,7 @@ class _ReadableStore(Protocol):
 class ReportOptions:
     snapshot: SnapshotSource
     events: EventSource | None = None
-    clock: Callable[[], float] = lambda: datetime.now(UTC).timestamp()
+    clock: Callable[[], float] = time.time
     refresh_seconds: float | None = 30.0
     regression_tolerance: float = DEFAULT_REGRESSION_TOLERANCE
 
@@ -1110,6 +1115,7 @@ def setup_routes(
     events: EventSource | None = None,
     refresh_seconds: float | None = 30.0,
     regression_tolerance: float = DEFAULT_REGRESSION_TOLERANCE,
+    clock: Callable[[], float] = time.time,
 ) -> None:
     """Serve the status page at ``GET /`` and the JSON report at ``GET /api/v1/report``.
 
@@ -1121,6 +1127,7 @@ def setup_routes(
         events=events,
         refresh_seconds=refresh_seconds,
         regression_tolerance=regression_tolerance,
+        clock=clock,
     )
     app.router.add_get("/", _html_handler, name="status_page")
     app.router.add_get("/api/v1/report", _json_handler, name="report")
