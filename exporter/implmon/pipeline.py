@@ -42,7 +42,7 @@ from implmon.events import (
 from implmon.factory import TRACER_NAME
 
 if TYPE_CHECKING:
-    from implmon.store import EventStore
+    from implmon.store import AppendResult, EventStore
 
 __all__ = [
     "METER_NAME",
@@ -227,20 +227,29 @@ class OTelRecorder:
 
 
 class StoreRecorder:
-    """Writes each event to the durable store (awaiting its commit), then to ``otel``."""
+    """Writes each event to the durable store (awaiting its commit), then, when the store took
+    it as new, to the OpenTelemetry instruments: both count each event once."""
 
     def __init__(self, store: EventStore, otel: OTelRecorder | None = None) -> None:
         self.store = store
         self.otel = otel or OTelRecorder()
         self.failures = 0
 
+    async def append(self, event: Event) -> AppendResult:
+        """Store the event and record it; raises StoreError when it could not be stored."""
+        result = await self.store.append(event)
+        if result.result == "stored":
+            self.otel.record_now(event)
+        return result
+
     async def record(self, event: Event) -> None:
         try:
-            await self.store.append(event)
+            await self.append(event)
         except Exception:
+            # A pipeline must not fail because its record did; the instruments still count it.
             self.failures += 1
             log.exception("storing %s event %s failed", event.kind, event.id)
-        self.otel.record_now(event)
+            self.otel.record_now(event)
 
 
 class CompositeRecorder:

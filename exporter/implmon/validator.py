@@ -250,6 +250,13 @@ class ImplementationValidator:
                 None,
                 "cicd.pipeline.result",
             )
+            if outcome is not ValidationOutcome.PASSED:
+                bad = [
+                    f"{t.value} {r.outcome.value}"
+                    for t, r in report.results.items()
+                    if r.outcome is not ValidationOutcome.PASSED
+                ]
+                span.set_status(trace.Status(trace.StatusCode.ERROR, "; ".join(bad)))
         return report
 
     async def _run(self, vtype: ValidationType, implementation: Any) -> ValidationResult:
