@@ -71,7 +71,7 @@ def build() -> Dashboard:
                 unit="s",
                 thresholds=thresholds("green", (0.5, "orange"), (2, "red")),
                 description="The longest health check of the last cycle.",
-                links=[Link("Runbook: slow probe", runbook("implmoncomponentprobeslow"))],
+                links=[Link("Runbook: slow probe", runbook("implmoncomponentdegraded"))],
             ),
             table(
                 "Components",

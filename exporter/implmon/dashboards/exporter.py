@@ -54,7 +54,7 @@ def build() -> Dashboard:
                 thresholds=thresholds("green", (120, "orange"), (600, "red")),
                 description="Age of the snapshot /metrics serves: grows when the monitor loop "
                 "stalls.",
-                links=[Link("Runbook: monitor stalled", runbook("implmonmonitorstalled"))],
+                links=[Link("Runbook: monitor stalled", runbook("implmonnocollectcycle"))],
             ),
             stat(
                 "Config reload",
@@ -217,11 +217,151 @@ def build() -> Dashboard:
         ],
     )
 
+    delivery = Row(
+        "Alert delivery to Alertmanager",
+        [
+            timeseries(
+                "Alerts sent",
+                [
+                    Target(
+                        "sum by (alertmanager) (rate(implmon_alerts_sent_total[$__rate_interval]))",
+                        "{{alertmanager}}",
+                    )
+                ],
+                unit="ops",
+                thresholds=thresholds("green", (1000, "orange")),
+                description="Findings per second that each Alertmanager accepted.",
+                width=8,
+                show_thresholds=False,
+                min=0,
+            ),
+            timeseries(
+                "Delivery errors and drops",
+                [
+                    Target(
+                        "sum by (alertmanager) "
+                        "(rate(implmon_alerts_send_errors_total[$__rate_interval]))",
+                        "errors {{alertmanager}}",
+                    ),
+                    Target(
+                        "sum by (alertmanager) "
+                        "(rate(implmon_alerts_dropped_total[$__rate_interval]))",
+                        "dropped {{alertmanager}}",
+                    ),
+                ],
+                unit="ops",
+                thresholds=thresholds("green", (0.001, "red")),
+                description="Alerts in failed delivery attempts (each retry counts) and alerts "
+                "dropped on a full queue, per second.",
+                width=8,
+                min=0,
+                links=[
+                    Link("Runbook: delivery failing", runbook("implmonalertdeliveryfailing")),
+                    Link("Runbook: alerts dropped", runbook("implmonalertsdropped")),
+                ],
+            ),
+            timeseries(
+                "Queue fill",
+                [
+                    Target(
+                        "implmon_alert_queue_length / implmon_alert_queue_capacity",
+                        "{{alertmanager}}",
+                    )
+                ],
+                unit="percentunit",
+                thresholds=thresholds("green", (0.5, "orange"), (0.9, "red")),
+                description="Notifications waiting as a share of each queue's capacity: at "
+                "100% new alerts are dropped.",
+                width=8,
+                min=0,
+                max=1,
+            ),
+        ],
+    )
+
+    ingest = Row(
+        "Event ingest and store",
+        [
+            timeseries(
+                "Ingest requests by status",
+                [
+                    Target(
+                        "sum by (code) (rate(implmon_ingest_requests_total[$__rate_interval]))",
+                        "{{code}}",
+                    )
+                ],
+                unit="reqps",
+                thresholds=thresholds("green", (1000, "orange")),
+                description="Requests to the event ingest API per second, by HTTP status.",
+                width=8,
+                show_thresholds=False,
+                min=0,
+            ),
+            timeseries(
+                "Events offered to the store",
+                [
+                    Target(
+                        "sum by (kind, result) "
+                        "(rate(implmon_store_events_total[$__rate_interval]))",
+                        "{{kind}} {{result}}",
+                    )
+                ],
+                unit="ops",
+                thresholds=thresholds("green", (1000, "orange")),
+                description="Events per second by kind and result (stored, duplicate, "
+                "conflict); conflicts are retried deliveries that changed their content.",
+                width=8,
+                show_thresholds=False,
+                min=0,
+            ),
+            timeseries(
+                "Events per group commit (p95)",
+                [
+                    Target(
+                        "histogram_quantile(0.95, sum by (le) "
+                        "(rate(implmon_store_commit_events_bucket[$__rate_interval])))",
+                        "p95",
+                    )
+                ],
+                unit="short",
+                thresholds=thresholds("green", (500, "orange")),
+                description="How many events each durable commit carries; gaps mean no commit "
+                "in the step.",
+                width=8,
+                min=0,
+            ),
+            stat(
+                "Events stored",
+                [Target("implmon_store_events")],
+                unit="short",
+                thresholds=thresholds("green", (1000000, "orange")),
+                description="Events held in the store (retention removes old ones).",
+                width=8,
+            ),
+            stat(
+                "Store size",
+                [Target("implmon_store_size_bytes")],
+                unit="bytes",
+                thresholds=thresholds("green", (1073741824, "orange")),
+                description="Database file and write-ahead log of the event store.",
+                width=8,
+            ),
+            stat(
+                "Oldest event",
+                [Target("time() - implmon_store_oldest_event_timestamp_seconds")],
+                unit="s",
+                thresholds=thresholds("green", (31536000, "orange")),
+                description="Age of the oldest event kept: how far back DORA figures reach.",
+                width=8,
+            ),
+        ],
+    )
+
     return Dashboard(
         uid=UID_EXPORTER,
         title="implmon / Exporter",
         description="implmon's own health: scrapes, collectors, the monitor loop, configuration.",
-        rows=[scrape, collectors, loop],
+        rows=[scrape, collectors, loop, delivery, ingest],
         variables=[DATASOURCE, ENVIRONMENT],
         links=[Link("Overview", dashboard_url(UID_OVERVIEW))],
     )

@@ -14,7 +14,9 @@ from implmon.dashboards.common import (
     DEPLOYMENT_ANNOTATION,
     ENVIRONMENT,
     PASS_FAIL,
+    RUNBOOKS_URL,
     UID_COMPONENTS,
+    UID_EXPORTER,
     UID_OVERVIEW,
     UID_PERFORMANCE,
     UID_PIPELINE,
@@ -38,6 +40,7 @@ ENV = 'environment=~"$environment"'
 def build() -> Dashboard:
     """The Overview dashboard."""
     components = Link("Components", dashboard_url(UID_COMPONENTS))
+    deploy_runbook = Link("Runbook: deployments", runbook("implmonproductiondeploymentfailed"))
     down_runbook = Link("Runbook: component down", runbook("implmoncomponentdown"))
     system = Link("System", dashboard_url(UID_SYSTEM))
     quality = Link("Quality", dashboard_url(UID_QUALITY))
@@ -137,7 +140,7 @@ def build() -> Dashboard:
                 thresholds=thresholds("green", (0.15, "orange"), (0.3, "red")),
                 description="Change failure rate: failed deployments over all deployments in the "
                 "range (DORA). Empty when nothing was deployed.",
-                links=[pipeline, Link("Runbook: deployments", runbook("implmondeploymentfailed"))],
+                links=[pipeline, deploy_runbook],
                 decimals=0,
             ),
             stat(
@@ -160,7 +163,7 @@ def build() -> Dashboard:
                 unit="percentunit",
                 thresholds=thresholds("green", (0.1, "orange"), (0.25, "red")),
                 description="Failed builds over all builds in the selected time range.",
-                links=[pipeline, Link("Runbook: builds", runbook("implmonbuildfailed"))],
+                links=[pipeline, Link("Runbook: builds", runbook("implmonbuildsfailing"))],
                 decimals=0,
             ),
             stat(
@@ -195,7 +198,7 @@ def build() -> Dashboard:
                 "rules/). Each alert's runbook_url annotation is in Alertmanager.",
                 hide=("Time", "Value", "__name__", "alertstate"),
                 width=14,
-                links=[Link("Runbooks", runbook("alerts"))],
+                links=[Link("Runbooks", RUNBOOKS_URL)],
             ),
             timeseries(
                 "Findings by monitoring type",
@@ -223,4 +226,12 @@ def build() -> Dashboard:
         rows=[monitoring, pipeline_row, alerts],
         variables=[DATASOURCE, ENVIRONMENT, COMPONENT_TYPE, COMPONENT],
         annotations=[DEPLOYMENT_ANNOTATION, ALERTS_ANNOTATION],
+        links=[
+            components,
+            system,
+            quality,
+            performance,
+            pipeline,
+            Link("Exporter", dashboard_url(UID_EXPORTER)),
+        ],
     )

@@ -32,8 +32,8 @@ from implmon.dashboards.common import (
 ENV = 'environment=~"$environment"'
 BUILD = 'build_type=~"$build_type"'
 BUILD_TYPE = Variable("build_type", "Build type", "label_values(implmon_builds_total, build_type)")
-DEPLOY_RUNBOOK = Link("Runbook: deployment failed", runbook("implmondeploymentfailed"))
-BUILD_RUNBOOK = Link("Runbook: build failed", runbook("implmonbuildfailed"))
+DEPLOY_RUNBOOK = Link("Runbook: deployment failed", runbook("implmonproductiondeploymentfailed"))
+BUILD_RUNBOOK = Link("Runbook: build failed", runbook("implmonbuildsfailing"))
 
 
 def _quantile(q: float, histogram: str, selector: str, by: str, window: str) -> str:

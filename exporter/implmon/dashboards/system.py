@@ -150,7 +150,7 @@ def build() -> Dashboard:
                 width=12,
                 min=0,
                 max=1,
-                links=[Link("Runbook: disk filling", runbook("implmonhostdiskfull"))],
+                links=[Link("Runbook: disk filling", runbook("implmonhostfilesystemspacelow"))],
             ),
             stat(
                 "Memory total",
