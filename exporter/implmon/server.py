@@ -6,8 +6,8 @@ exposition the last cycle rendered: a scrape costs the same however slow the col
 
 >>> from implmon.config import Config
 >>> app = create_app(Runtime(Config()))
->>> sorted(r.resource.canonical for r in app.router.routes() if r.resource)[:3]
-['/-/healthy', '/-/ready', '/-/reload']
+>>> sorted({r.resource.canonical for r in app.router.routes() if r.resource})[:4]
+['/', '/-/healthy', '/-/ready', '/-/reload']
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from implmon import report
 from implmon.component import Collector
 from implmon.exposition import choose_variant
 from implmon.runtime import Runtime
@@ -103,6 +104,9 @@ def create_app(runtime: Runtime, web_config: WebConfig | None = None) -> web.App
     app.router.add_get("/-/ready", _ready)
     app.router.add_post("/-/reload", _reload)
     app.router.add_put("/-/reload", _reload)
+    # The status page at / and the JSON report; the page refreshes once per monitor cycle.
+    report.setup_routes(app, lambda: runtime.monitor.snapshot,
+                        refresh_seconds=max(5.0, runtime.config.interval))
     app.cleanup_ctx.append(_monitor_ctx)
     return app
 
