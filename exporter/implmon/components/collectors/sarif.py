@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from implmon.components.collectors.reports import (
     DEFAULT_MAX_FILE_BYTES,
     ParsedReport,
@@ -254,7 +256,7 @@ class SarifCollector(ReportCollector[SarifReport]):
         """Tools (lower-case driver names) all of whose findings are security findings."""
         security_rules: dict[str, list[str]] = {"ruff": ["S*"]}
         """Per tool, rule id globs whose findings are security findings."""
-        max_rules: int = 20
+        max_rules: int = Field(default=20, ge=0, le=1000)
         """How many of the most frequent rules get their own series; 0 turns it off."""
 
     def parse(self, path: Path, data: bytes) -> tuple[SarifReport, float | None]:
