@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -183,6 +183,8 @@ class Config(StrictModel):
     external_url: str | None = None
     store_path: ConfigPath = Path("implmon.db")
     retention: Duration = 90 * 86400.0
+    # SQLite synchronous for the event store: normal survives a crash, full also power loss.
+    store_synchronous: Literal["normal", "full"] = "normal"
     alerting: AlertingConfig = AlertingConfig()
     ingest: IngestConfig = IngestConfig()
     collectors: list[Any] = []

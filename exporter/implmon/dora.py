@@ -136,9 +136,7 @@ class PipelineAggregates:
 
     # --- folding ----------------------------------------------------------------------------
 
-    def _observe(
-        self, name: str, labels: Labels, value: float, event: Event, at: float
-    ) -> None:
+    def _observe(self, name: str, labels: Labels, value: float, event: Event, at: float) -> None:
         hist = self.histograms[name].get(labels)
         if hist is None:
             hist = self.histograms[name][labels] = Histogram(CATALOGUE[name].buckets)
@@ -225,8 +223,7 @@ class PipelineAggregates:
             "gauges": {n: rows(s) for n, s in self.gauges.items()},
             "histograms": {
                 n: [
-                    [list(k), h.counts, h.sum, h.count,
-                     [[i, *e] for i, e in h.exemplars.items()]]
+                    [list(k), h.counts, h.sum, h.count, [[i, *e] for i, e in h.exemplars.items()]]
                     for k, h in s.items()
                 ]
                 for n, s in self.histograms.items()

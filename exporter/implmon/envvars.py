@@ -10,9 +10,12 @@ from __future__ import annotations
 
 __all__ = [
     "IMPLMON_CONFIG",
+    "IMPLMON_INGEST_TOKEN",
     "IMPLMON_LISTEN_ADDRESS",
     "IMPLMON_LOG_FORMAT",
     "IMPLMON_LOG_LEVEL",
+    "IMPLMON_TOKEN",
+    "IMPLMON_URL",
     "OTEL_VARIABLES",
 ]
 
@@ -24,6 +27,12 @@ IMPLMON_LISTEN_ADDRESS = "IMPLMON_LISTEN_ADDRESS"
 IMPLMON_LOG_LEVEL = "IMPLMON_LOG_LEVEL"
 #: Log format (logfmt or json); ``--log.format`` wins.
 IMPLMON_LOG_FORMAT = "IMPLMON_LOG_FORMAT"
+#: Bearer token the exporter's ingest API expects when ``ingest.token`` is not configured.
+IMPLMON_INGEST_TOKEN = "IMPLMON_INGEST_TOKEN"  # noqa: S105 - a variable name, not a secret
+#: Bearer token ``implmon event ...`` sends (``--token-file`` wins).
+IMPLMON_TOKEN = "IMPLMON_TOKEN"  # noqa: S105 - a variable name, not a secret
+#: Exporter base URL for ``implmon event ...`` when ``--url`` is not given.
+IMPLMON_URL = "IMPLMON_URL"
 
 #: Standard OpenTelemetry variables honoured through the SDK (not read by implmon directly).
 OTEL_VARIABLES = (
@@ -37,6 +46,10 @@ OTEL_VARIABLES = (
     "OTEL_PROPAGATORS",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_METRICS_EXEMPLAR_FILTER",
     "OTEL_EXPORTER_OTLP_HEADERS",
     "OTEL_EXPORTER_OTLP_TIMEOUT",
     "OTEL_EXPORTER_OTLP_PROTOCOL",

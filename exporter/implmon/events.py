@@ -117,14 +117,20 @@ SpanId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
 class _EventBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
-    id: EventId = Field(description="Caller-chosen identifier; retries with the same id are "
-                        "recorded once (e.g. the CI pipeline id).")
+    id: EventId = Field(
+        description="Caller-chosen identifier; retries with the same id are "
+        "recorded once (e.g. the CI pipeline id)."
+    )
     timestamp: AwareDatetime | None = Field(
-        default=None, description="When the event ended (RFC 3339 with offset); default: "
-        "when the exporter received it.")
+        default=None,
+        description="When the event ended (RFC 3339 with offset); default: "
+        "when the exporter received it.",
+    )
     trace_id: TraceId | None = Field(
-        default=None, description="W3C trace id (32 lowercase hex digits) of the run; becomes "
-        "the exemplar of the duration histogram.")
+        default=None,
+        description="W3C trace id (32 lowercase hex digits) of the run; becomes "
+        "the exemplar of the duration histogram.",
+    )
     span_id: SpanId | None = Field(default=None, description="W3C span id (16 hex digits).")
 
     def time(self, default: float) -> float:
@@ -151,8 +157,10 @@ class DeploymentEvent(_EventBase):
     duration_seconds: Seconds | None = None
     version: Label | None = None
     commit_time: AwareDatetime | None = Field(
-        default=None, description="Time of the change being deployed (commit or merge); the "
-        "lead time is the successful deployment's time minus this.")
+        default=None,
+        description="Time of the change being deployed (commit or merge); the "
+        "lead time is the successful deployment's time minus this.",
+    )
 
 
 class ValidationEvent(_EventBase):
