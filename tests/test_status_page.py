@@ -1,5 +1,9 @@
 """The HTML status page in a real browser: headless Chromium loads it, we read the DOM it built
-and keep a screenshot in ``test-artifacts/status-page.png``."""
+and keep screenshots in ``test-artifacts/``.
+
+The first test looks at the real exporter monitoring the demo agent framework (the shared
+``demo_stack``); the second serves the routes in-process over a snapshot with every section
+filled and a real event store, since the demo has no quality, benchmark or pipeline data."""
 
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from conftest import Stack
 from implmon.component import Finding, MonitoringType, Severity
+from implmon.demo import DEMO_COMPONENTS
 from implmon.events import parse_event
 from implmon.report import StoreEvents, setup_routes
 from implmon.store import EventStore
@@ -138,7 +144,45 @@ async def status_url(tmp_path: Path) -> AsyncIterator[str]:
             await runner.cleanup()
 
 
-async def test_status_page_renders_in_chromium(status_url: str) -> None:
+async def screenshot(url: str, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    shot.unlink(missing_ok=True)
+    await chromium(f"--screenshot={shot}", "--window-size=1280,1400", url=url)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000  # a blank page compresses to far less
+    return shot
+
+
+async def test_status_page_of_the_demo_exporter(demo_stack: Stack) -> None:
+    url = demo_stack.exporter_url + "/"
+    flapping = next(c for c in DEMO_COMPONENTS if c.flapping)
+    # The flapping component alternates every few seconds: load the page until Chromium shows
+    # it down, so the findings are on the page too.
+    deadline = time.monotonic() + 30
+    while True:
+        dom = (await chromium("--dump-dom", url=url)).decode()
+        rows = table(dom, "components-table")
+        states = {row[0]: row[3] for row in rows[1:]}
+        if states.get(flapping.name) == "down" or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+
+    assert rows[0][:4] == ["Component", "Type", "Version", "State"]
+    shown = {(row[0], row[1], row[2]) for row in rows[1:]}
+    assert shown == {(c.name, c.type, c.version) for c in DEMO_COMPONENTS}
+    assert states[flapping.name] == "down", f"{flapping.name} never shown down: {states}"
+    assert all(states[c.name] == "up" for c in DEMO_COMPONENTS if not c.flapping)
+    findings = table(dom, "findings-table")[1:]
+    assert any(f[0] == "critical" and flapping.name in f[4] for f in findings), findings
+    collectors = {row[0]: row[1] for row in table(dom, "collectors-table")[1:]}
+    assert collectors and set(collectors.values()) == {"ok"}
+    assert '<meta http-equiv="refresh"' in dom
+
+    await screenshot(url, "status-page.png")
+
+
+async def test_every_section_renders_in_chromium(status_url: str) -> None:
     dom = (await chromium("--dump-dom", url=status_url)).decode()
 
     components = table(dom, "components-table")
@@ -153,9 +197,4 @@ async def test_status_page_renders_in_chromium(status_url: str) -> None:
     assert [r[1] for r in table(dom, "builds-table")[1:]] == ["build-101"]
     assert [(r[1], r[3]) for r in table(dom, "deployments-table")[1:]] == [("deploy-77", "failure")]
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "status-page.png"
-    shot.unlink(missing_ok=True)
-    await chromium(f"--screenshot={shot}", "--window-size=1280,1400", url=status_url)
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert shot.stat().st_size > 10_000  # a blank page compresses to far less
+    await screenshot(status_url, "status-page-all-sections.png")
