@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from implmon import report
+from implmon import ingest, report
 from implmon.component import Collector
 from implmon.exposition import choose_variant
 from implmon.runtime import Runtime
@@ -108,6 +108,9 @@ def create_app(runtime: Runtime, web_config: WebConfig | None = None) -> web.App
     report.setup_routes(app, lambda: runtime.monitor.snapshot,
                         refresh_seconds=max(5.0, runtime.config.interval))
     app.cleanup_ctx.append(_monitor_ctx)
+    # Event ingest (POST /api/v1/events) and the durable store behind the pipeline metrics;
+    # the store opens before the monitor's first cycle and feeds it as a sample provider.
+    ingest.setup_from_config(app, runtime.config, runtime.monitor.providers)
     return app
 
 
@@ -117,6 +120,7 @@ async def serve(
     """Serve until SIGTERM or SIGINT; SIGHUP reloads the config."""
     web_config = web_config or WebConfig()
     app = create_app(runtime, web_config)
+    app[ingest.INGEST].listen_host = host  # the ingest token is required unless loopback-only
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context(web_config))
