@@ -8,6 +8,8 @@ import json
 import math
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Sequence
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,8 +17,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from conftest import Stack
 from implmon import cli_report
 from implmon.component import Finding, MonitoringType, Severity, Snapshot
+from implmon.demo import DEMO_COMPONENTS
 from implmon.events import Event, parse_event
 from implmon.metrics import CATALOGUE, Sample
 from implmon.report import (
@@ -301,6 +305,8 @@ def test_markdown_puts_status_and_problems_first_and_escapes_cells() -> None:
     # The summary's pipe is escaped, so the row keeps the table's five columns.
     assert len(re.split(r"(?<!\\)\|", row)) - 2 == 5
     assert any("enricher" in line and "down" in line for line in lines)  # the down component
+    details = lines[lines.index("<details><summary>All components</summary>") :]
+    assert all(any(f"| {c[0]} |" in line for line in details) for c in COMPONENTS)
     assert any("d-bad" in line for line in lines)  # the failed deployment
     assert not any("d-ok" in line for line in lines)  # successes are only counted
     assert any(line.startswith("| deployment | production | 2 | 1 | 50.0%") for line in lines)
@@ -566,3 +572,36 @@ async def test_cli_offline_reads_the_event_store(
 
     assert await run_cli("--store", str(tmp_path / "absent.db")) == 1
     assert "absent.db: no such event store file" in capsys.readouterr().err
+
+
+def test_console_script_reports_the_demo_exporter(demo_stack: Stack) -> None:
+    """The installed ``implmon`` script against the real exporter monitoring the demo."""
+    script = str(Path(sys.executable).parent / "implmon")
+    url = demo_stack.exporter_url
+    result = subprocess.run(
+        [script, "report", "--url", url, "--format", "json", "--period", "weekly"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    report = Report.model_validate_json(result.stdout)
+    assert report.period is Period.WEEKLY
+    assert {(c.name, c.type, c.version) for c in report.components} == {
+        (c.name, c.type, c.version) for c in DEMO_COMPONENTS
+    }
+    assert report.last_cycle_timestamp is not None
+    assert {c.name for c in report.collectors} >= {"agents"}
+
+    # The flapping component makes the status alternate; the exit code must agree with the
+    # status the comment shows.
+    result = subprocess.run(
+        [script, "report", "--url", url, "--fail-on", "critical"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    heading = result.stdout.splitlines()[1]
+    assert heading.startswith("## implmon: Daily code review: ")
+    expected = cli_report.EXIT_STATUS if heading.endswith("CRITICAL") else 0
+    assert result.returncode == expected, result.stderr

@@ -578,15 +578,23 @@ def render_markdown(report: Report) -> str:
     up = sum(1 for c in report.components if c.state == "up")
     out.append(f"### Components: {up}/{len(report.components)} up")
     out.append("")
+    header = ["Component", "Type", "Version", "State", "Health", "Failures in a row"]
+
+    def rows(components: Sequence[ComponentStatus]) -> list[list[object]]:
+        return [
+            [c.name, c.type, c.version or "n/a", c.state, c.health or "n/a",
+             c.consecutive_failures or 0]
+            for c in components
+        ]  # fmt: skip
+
     not_up = [c for c in report.components if c.state != "up"]
     if not_up:
-        out += _md_table(
-            ["Component", "Type", "State", "Health", "Failures"],
-            [
-                [c.name, c.type, c.state, c.health or "n/a", c.consecutive_failures or 0]
-                for c in not_up
-            ],
-        )
+        out += _md_table(header, rows(not_up))
+    if report.components:
+        # Folded: a reviewer opens it when needed, the comment stays short.
+        out += ["<details><summary>All components</summary>", ""]
+        out += _md_table(header, rows(report.components))
+        out += ["</details>", ""]
     if report.findings:
         out += ["### Active findings", ""]
         out += _md_table(
