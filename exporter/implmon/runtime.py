@@ -59,9 +59,8 @@ class Runtime:
 
     async def _assemble(self, config: Config, old: Pipeline) -> Pipeline:
         """A started pipeline for ``config``, reusing unchanged components of ``old``."""
-        reusable: dict[tuple[Role, ComponentSettings], Component] = {
-            (c.role, c.settings): c for c in old.components()
-        }
+        # Settings models hold lists, so they are compared, not hashed.
+        reusable: list[Component] = old.components()
         created: list[Component] = []
         pipeline = Pipeline()
         problems: list[Problem] = []
@@ -72,15 +71,25 @@ class Runtime:
             for i, settings in enumerate(sections[section]):
                 if not settings.enabled:
                     continue
-                component = reusable.pop((role, settings), None)
-                if component is None:
+                component = next(
+                    (c for c in reusable if c.role is role and c.settings == settings), None
+                )
+                if component is not None:
+                    reusable.remove(component)
+                else:
                     try:
                         component = await self.factory.create_component(settings, role)
-                        await component.start()
-                    except (ComponentCreationError, OSError, ValueError) as exc:
+                    except ComponentCreationError as exc:
                         problems.append(Problem(f"{section}[{i}]", str(exc)))
                         continue
                     created.append(component)
+                    try:
+                        await component.start()
+                    except Exception as exc:  # noqa: BLE001 - a plugin's start() is a boundary
+                        problems.append(
+                            Problem(f"{section}[{i}]", f"start failed: {type(exc).__name__}: {exc}")
+                        )
+                        continue
                 getattr(pipeline, section).append(component)
                 if role is Role.COLLECTOR and settings.timeout is not None:
                     pipeline.timeouts[settings.name] = settings.timeout
