@@ -27,7 +27,7 @@ __all__ = ["main"]
 
 #: Modules that contribute subcommands: each has ``add_parser(subparsers)`` which registers a
 #: parser whose ``func`` default takes the parsed args and returns an exit code.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("implmon.cli_report",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("implmon.cli_report", "implmon.cli_event")
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 
@@ -93,12 +93,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"implmon run: --web.listen-address: {exc}", file=sys.stderr)
         return 2
+    # The OpenTelemetry SDK, from the standard OTEL_* variables (spans over OTLP when set).
+    from implmon.telemetry import configure_telemetry
+
+    telemetry = configure_telemetry()
     runtime = Runtime(config)
     try:
         asyncio.run(serve(runtime, host, port, web_config))
     except OSError as exc:
         print(f"implmon run: cannot listen on {listen}: {exc.strerror}", file=sys.stderr)
         return 1
+    finally:
+        telemetry.shutdown()
     return 0
 
 

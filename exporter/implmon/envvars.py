@@ -17,6 +17,7 @@ __all__ = [
     "IMPLMON_TOKEN",
     "IMPLMON_URL",
     "OTEL_VARIABLES",
+    "TRACEPARENT",
 ]
 
 #: Default for ``implmon run --config`` when the flag is not given.
@@ -33,6 +34,10 @@ IMPLMON_INGEST_TOKEN = "IMPLMON_INGEST_TOKEN"  # noqa: S105 - a variable name, n
 IMPLMON_TOKEN = "IMPLMON_TOKEN"  # noqa: S105 - a variable name, not a secret
 #: Exporter base URL for ``implmon event ...`` when ``--url`` is not given.
 IMPLMON_URL = "IMPLMON_URL"
+
+#: W3C trace context of the CI job (as otel-cli and CI tracing plugins set it); ``implmon event``
+#: takes the trace id from it when ``--trace-id`` is not given.
+TRACEPARENT = "TRACEPARENT"
 
 #: Standard OpenTelemetry variables honoured through the SDK (not read by implmon directly).
 OTEL_VARIABLES = (
