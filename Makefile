@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all demo test lint rules-test alerting-test unit bench deps system-deps clean
+.PHONY: all demo test lint rules-test alerting-test unit bench deps system-deps clean dashboards
 
 all: test
 
@@ -24,6 +24,7 @@ system-deps:
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -45,6 +46,10 @@ test: deps lint rules-test unit
 
 demo: deps
 	$(PY) scripts/demo.py
+
+# Regenerate dashboards/*.json from exporter/implmon/dashboards/ (commit the result).
+dashboards: $(STAMP)
+	$(PY) -c 'from implmon.dashboards.generate import write; [print("wrote", p) for p in write()]'
 
 bench: deps
 	$(PY) bench/scrape.py
