@@ -459,6 +459,25 @@ async def test_routes_serve_the_latest_snapshot_and_the_store_events(tmp_path: P
             await client.close()
 
 
+async def test_an_unreadable_store_degrades_the_page_not_the_route(tmp_path: Path) -> None:
+    missing = tmp_path / "never-created.db"  # SQLite cannot open it read-only
+    app = web.Application()
+    setup_routes(app, make_snapshot, events=StoreEvents(EventStore(missing)))
+    client = await _client(app)
+    try:
+        resp = await client.get("/api/v1/report")
+        assert resp.status == 200
+        report = Report.model_validate(await resp.json())
+        assert not report.events_available
+        assert report.events_error.startswith("event store unreadable: OperationalError: ")
+        assert {c.name for c in report.components} == {c[0] for c in COMPONENTS}
+        page = parse(await (await client.get("/")).text())
+        assert page.text("pipeline-unavailable") == report.events_error
+        assert report.events_error in render_markdown(report)
+    finally:
+        await client.close()
+
+
 async def test_bad_period_is_a_400_that_names_the_parameter() -> None:
     app = web.Application()
     setup_routes(app, make_snapshot)
@@ -592,6 +611,7 @@ def test_console_script_reports_the_demo_exporter(demo_stack: Stack) -> None:
     }
     assert report.last_cycle_timestamp is not None
     assert {c.name for c in report.collectors} >= {"agents"}
+    assert report.events_available, report.events_error  # the exporter's store is wired in
 
     # The flapping component makes the status alternate; the exit code must agree with the
     # status the comment shows.

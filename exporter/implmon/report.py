@@ -29,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import math
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -74,6 +76,8 @@ __all__ = [
     "render_markdown",
     "setup_routes",
 ]
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 # How many recent builds and deployments a report lists (counts cover the whole window).
@@ -231,8 +235,10 @@ class Report(_Model):
     pipeline_counts: list[OutcomeCount] = []
     builds: list[PipelineRun] = []
     deployments: list[PipelineRun] = []
-    # False when no event store is wired in: the pipeline sections are then absent, not empty.
+    # False when no event store is wired in or it could not be read (``events_error`` says
+    # why): the pipeline sections are then absent, not empty.
     events_available: bool = False
+    events_error: str = ""
 
 
 # --- building -------------------------------------------------------------------------------
@@ -394,6 +400,7 @@ def build_report(
     period: Period = Period.DAILY,
     now: float,
     events_available: bool | None = None,
+    events_error: str = "",
     regression_tolerance: float = DEFAULT_REGRESSION_TOLERANCE,
 ) -> Report:
     """Build a report from the latest snapshot (None before the first cycle) and pipeline
@@ -420,6 +427,7 @@ def build_report(
         "builds": [r for r in runs if r.kind == "build"][:RECENT_LIMIT],
         "deployments": [r for r in runs if r.kind == "deployment"][:RECENT_LIMIT],
         "events_available": bool(runs) if events_available is None else events_available,
+        "events_error": events_error,
     }
     base = {
         "generated_at": now,
@@ -665,6 +673,8 @@ def render_markdown(report: Report) -> str:
                     for r in failed
                 ],
             )
+    elif report.events_error:
+        out += [f"Builds and deployments: {_md(report.events_error)}", ""]
     failed_collectors = [c for c in report.collectors if not c.success]
     if failed_collectors:
         out += ["### Collectors failing", ""]
@@ -953,7 +963,9 @@ def render_html(report: Report, *, refresh_seconds: float | None = 30.0) -> str:
         section(
             "Builds and deployments",
             "pipeline",
-            '<p class="empty" id="pipeline-unavailable">No event store is connected.</p>',
+            '<p class="empty" id="pipeline-unavailable">'
+            + _e(report.events_error or "No event store is connected.")
+            + "</p>",
         )
     section(
         "Collectors",
@@ -1093,15 +1105,22 @@ async def _report(request: web.Request) -> Report:
     period = _period(request)
     now = options.clock()
     events: Sequence[tuple[float, Event]] = ()
+    error = ""
     if options.events is not None:
-        # The store reads SQLite: off the event loop, so scrapes are not held up.
-        events = await asyncio.to_thread(options.events, now - period.seconds)
+        try:
+            # The store reads SQLite: off the event loop, so scrapes are not held up.
+            events = await asyncio.to_thread(options.events, now - period.seconds)
+        except (sqlite3.Error, OSError) as exc:
+            # The page still shows the snapshot; it says the pipeline part is missing and why.
+            error = f"event store unreadable: {type(exc).__name__}: {exc}"
+            log.warning("report: %s", error)
     return build_report(
         options.snapshot(),
         events,
         period=period,
         now=now,
-        events_available=options.events is not None,
+        events_available=options.events is not None and not error,
+        events_error=error,
         regression_tolerance=options.regression_tolerance,
     )
 

@@ -104,13 +104,15 @@ def create_app(runtime: Runtime, web_config: WebConfig | None = None) -> web.App
     app.router.add_get("/-/ready", _ready)
     app.router.add_post("/-/reload", _reload)
     app.router.add_put("/-/reload", _reload)
-    # The status page at / and the JSON report; the page refreshes once per monitor cycle.
-    report.setup_routes(app, lambda: runtime.monitor.snapshot,
-                        refresh_seconds=max(5.0, runtime.config.interval))
     app.cleanup_ctx.append(_monitor_ctx)
     # Event ingest (POST /api/v1/events) and the durable store behind the pipeline metrics;
     # the store opens before the monitor's first cycle and feeds it as a sample provider.
-    ingest.setup_from_config(app, runtime.config, runtime.monitor.providers)
+    events = ingest.setup_from_config(app, runtime.config, runtime.monitor.providers)
+    # The status page at / and the JSON report (recent builds and deployments from the store);
+    # the page refreshes once per monitor cycle.
+    report.setup_routes(app, lambda: runtime.monitor.snapshot,
+                        events=report.StoreEvents(events.store),
+                        refresh_seconds=max(5.0, runtime.config.interval))
     return app
 
 
