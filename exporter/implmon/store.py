@@ -174,7 +174,7 @@ class EventStore:
             conn.execute(f"PRAGMA synchronous={self.synchronous.value.upper()}")
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"event store {self.path}: cannot open: {exc}") from exc
         self._conn = conn
         self._rebuild(conn)
