@@ -1,0 +1,158 @@
+"""Exposition: the same parsed output as prometheus_client, valid for promtool, both formats."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from implmon.exposition import Exposition, Renderer, choose_variant
+from implmon.metrics import HistogramValue, MetricSpec, MetricType, Sample
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as om_families,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+SPECS = {
+    "t_gauge": MetricSpec("t_gauge", MetricType.GAUGE, 'A gauge with "quotes" and \\ in help.',
+                          ("a", "b")),
+    "t_events_total": MetricSpec("t_events_total", MetricType.COUNTER, "A counter.", ("kind",)),
+    "t_plain": MetricSpec("t_plain", MetricType.GAUGE, "No labels."),
+    "t_seconds": MetricSpec("t_seconds", MetricType.HISTOGRAM, "A histogram.", ("stage",),
+                            (0.1, 1.0, 10.0)),
+}
+NASTY = ['plain', 'with "quotes"', "back\\slash", "new\nline", "ünïcode", ""]
+
+
+def random_samples(seed: int, n: int) -> list[Sample]:
+    rng = random.Random(seed)
+    samples = [Sample("t_plain", {}, rng.choice([0.0, -1.5, 1e-9, 12345678901234.0,
+                                                float("inf"), float("-inf")]))]
+    for i in range(n):
+        samples.append(Sample("t_gauge", {"a": rng.choice(NASTY), "b": str(i)},
+                              rng.uniform(-1e6, 1e6)))
+        samples.append(Sample("t_events_total", {"kind": f"k{i}"}, float(rng.randint(0, 10**9))))
+    counts = (1.0, 3.0, 3.0, 5.0)
+    samples.append(Sample("t_seconds", {"stage": "build"}, HistogramValue(counts, 7.25, 5.0)))
+    return samples
+
+
+def registry_for(samples: list[Sample]) -> CollectorRegistry:
+    """The same series as a prometheus_client registry, built with its own metric families."""
+
+    class Custom:
+        def collect(self) -> Iterator[object]:
+            gauge = GaugeMetricFamily("t_gauge", SPECS["t_gauge"].help, labels=["a", "b"])
+            counter = CounterMetricFamily("t_events", "A counter.", labels=["kind"])
+            plain = GaugeMetricFamily("t_plain", "No labels.")
+            hist = HistogramMetricFamily("t_seconds", "A histogram.", labels=["stage"])
+            for s in samples:
+                if s.metric == "t_gauge":
+                    gauge.add_metric([s.labels["a"], s.labels["b"]], s.value)
+                elif s.metric == "t_events_total":
+                    counter.add_metric([s.labels["kind"]], s.value)
+                elif s.metric == "t_plain":
+                    plain.add_metric([], s.value)
+                else:
+                    assert isinstance(s.value, HistogramValue)
+                    buckets = list(zip(["0.1", "1.0", "10.0", "+Inf"], s.value.buckets,
+                                       strict=True))
+                    hist.add_metric([s.labels["stage"]], buckets, s.value.sum)
+            yield from (gauge, counter, plain, hist)
+
+    registry = CollectorRegistry()
+    registry.register(Custom())  # type: ignore[arg-type]
+    return registry
+
+
+def parsed(text: str, openmetrics: bool = False) -> set[tuple[object, ...]]:
+    parse = om_families if openmetrics else text_string_to_metric_families
+    out = set()
+    for family in parse(text):
+        for s in family.samples:
+            value = "NaN" if s.value != s.value else s.value
+            out.add((family.name, family.type, family.documentation, s.name,
+                     tuple(sorted(s.labels.items())), value))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_same_parsed_output_as_generate_latest(seed: int) -> None:
+    samples = random_samples(seed, 200)
+    ours = Renderer(SPECS).render(samples, openmetrics=False).decode()
+    theirs = generate_latest(registry_for(samples)).decode()
+    assert parsed(ours) == parsed(theirs)
+
+
+def test_openmetrics_parses_and_ends_with_eof() -> None:
+    samples = random_samples(7, 20)
+    text = Renderer(SPECS).render(samples, openmetrics=True).decode()
+    assert text.endswith("# EOF\n")
+    families = {f.name: f for f in om_families(text)}
+    assert families["t_events"].type == "counter"
+    assert {s.name for s in families["t_events"].samples} == {"t_events_total"}
+    assert families["t_seconds"].type == "histogram"
+    # Both formats carry the same samples.
+    plain = {(n, lab, v) for _, _, _, n, lab, v in parsed(
+        Renderer(SPECS).render(samples, openmetrics=False).decode())}
+    om = {(n, lab, v) for _, _, _, n, lab, v in parsed(text, openmetrics=True)}
+    assert plain == om
+
+
+def test_exemplars_only_in_openmetrics() -> None:
+    value = HistogramValue((0.0, 1.0, 1.0, 1.0), 0.5, 1.0,
+                           exemplars={1: ({"trace_id": "abc123"}, 0.5, 1700000000.0)})
+    samples = [Sample("t_seconds", {"stage": "deploy"}, value)]
+    om = Renderer(SPECS).render(samples, openmetrics=True).decode()
+    text = Renderer(SPECS).render(samples, openmetrics=False).decode()
+    assert "trace_id" not in text
+    bucket = next(s for f in om_families(om) for s in f.samples
+                  if s.name == "t_seconds_bucket" and s.labels["le"] == "1.0")
+    assert bucket.exemplar is not None
+    assert bucket.exemplar.labels == {"trace_id": "abc123"}
+    assert bucket.exemplar.value == 0.5
+
+
+def test_promtool_accepts_the_catalogue_exposition() -> None:
+    samples = [
+        Sample("implmon_component_up", {"component": "a", "type": "collector"}, 1.0),
+        Sample("implmon_monitor_cycles_total", {"outcome": "success"}, 3.0),
+        Sample("implmon_system_health_ratio", {}, 0.5),
+    ]
+    text = Renderer().render(samples, openmetrics=False)
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_exposition_variants_decompress_to_the_same_bytes() -> None:
+    exp = Exposition.build(Renderer(SPECS), random_samples(3, 50))
+    assert gzip.decompress(exp.text_gzip) == exp.text
+    assert gzip.decompress(exp.openmetrics_gzip) == exp.openmetrics
+    body, content_type = exp.variant(openmetrics=True, use_gzip=False)
+    assert body == exp.openmetrics and content_type.startswith("application/openmetrics-text")
+
+
+@pytest.mark.parametrize(("accept", "encoding", "expected"), [
+    # What Prometheus 2.42 sends by default.
+    ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+     "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", "gzip", (True, True)),
+    ("text/plain", "", (False, False)),
+    ("", "gzip, deflate", (False, True)),
+    ("*/*", "gzip;q=0", (False, False)),
+    ("*/*", "identity", (False, False)),
+])
+def test_choose_variant(accept: str, encoding: str, expected: tuple[bool, bool]) -> None:
+    assert choose_variant(accept, encoding) == expected
+
+
+def test_prefix_cache_is_pruned_when_series_go_away() -> None:
+    renderer = Renderer(SPECS)
+    Exposition.build(renderer, random_samples(1, 100))
+    exp = Exposition.build(renderer, [Sample("t_plain", {}, 1.0)])
+    assert exp.text.decode().count("\n") == 3
+    assert sum(len(f.prefixes) for f in renderer._families.values()) == 1
