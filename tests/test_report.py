@@ -218,6 +218,22 @@ def test_benchmarks_regress_by_finding_or_by_tolerance_worst_first() -> None:
     assert all(b.regressed for b in strict.benchmarks)
 
 
+def test_the_regression_analyzers_verdict_wins_over_the_tolerance() -> None:
+    # "noisy" is over the tolerance once, which the analyzer does not yet call a regression;
+    # "steady" is within it but the analyzer saw it over in its last N runs.
+    snapshot = make_snapshot(benchmarks=[("noisy", 0.002, 1.5), ("steady", 0.002, 1.08)])
+    snapshot.samples += [
+        sample("implmon_performance_regression_detected", 0, benchmark="noisy"),
+        sample("implmon_performance_regression_detected", 1, benchmark="steady"),
+    ]
+    report = build_report(snapshot, now=NOW)
+
+    assert {b.benchmark: b.regressed for b in report.benchmarks} == {
+        "noisy": False,
+        "steady": True,
+    }
+
+
 def test_non_finite_values_become_null_in_strict_json() -> None:
     report = build_report(make_snapshot(components=[]), now=NOW)
 

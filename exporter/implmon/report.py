@@ -82,8 +82,8 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 # How many recent builds and deployments a report lists (counts cover the whole window).
 RECENT_LIMIT = 20
-# A benchmark whose ratio exceeds 1 + this is shown as regressed even when no regression
-# analyzer raised a finding for it; the analyzer's own tolerance wins when it does.
+# Where no regression analyzer gives its verdict (implmon_performance_regression_detected or a
+# finding labelled with the benchmark), a ratio above 1 + this is shown as a regression.
 DEFAULT_REGRESSION_TOLERANCE = 0.10
 
 
@@ -315,10 +315,19 @@ def _benchmarks(
         for s in grouped.get("implmon_performance_benchmark_seconds", [])
         if s.labels.get("stat") == "median"
     }
+    # The regression analyzer's verdict, where it runs: it requires the ratio over its
+    # tolerance for N runs in a row, so one noisy run is not reported as a regression here.
+    detected = {
+        s.labels.get("benchmark", ""): _number(s.value) == 1
+        for s in grouped.get("implmon_performance_regression_detected", [])
+    }
     result = []
     for name in sorted(ratios.keys() | medians.keys()):
         ratio = ratios.get(name)
-        regressed = name in flagged or (ratio is not None and ratio > 1 + tolerance)
+        if name in detected:
+            regressed = detected[name] or name in flagged
+        else:
+            regressed = name in flagged or (ratio is not None and ratio > 1 + tolerance)
         result.append(
             BenchmarkStatus(
                 benchmark=name,
