@@ -144,14 +144,16 @@ async def status_url(tmp_path: Path) -> AsyncIterator[str]:
             await runner.cleanup()
 
 
-async def screenshot(url: str, name: str) -> Path:
+async def load(url: str, screenshot: str) -> str:
+    """Load the page once: its DOM after rendering, and a screenshot of that same load in
+    ``test-artifacts/<screenshot>``."""
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / name
+    shot = ARTIFACTS / screenshot
     shot.unlink(missing_ok=True)
-    await chromium(f"--screenshot={shot}", "--window-size=1280,1400", url=url)
+    dom = await chromium("--dump-dom", f"--screenshot={shot}", "--window-size=1280,1200", url=url)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000  # a blank page compresses to far less
-    return shot
+    return dom.decode()
 
 
 async def test_status_page_of_the_demo_exporter(demo_stack: Stack) -> None:
@@ -161,7 +163,7 @@ async def test_status_page_of_the_demo_exporter(demo_stack: Stack) -> None:
     # it down, so the findings are on the page too.
     deadline = time.monotonic() + 30
     while True:
-        dom = (await chromium("--dump-dom", url=url)).decode()
+        dom = await load(url, "status-page.png")
         rows = table(dom, "components-table")
         states = {row[0]: row[3] for row in rows[1:]}
         if states.get(flapping.name) == "down" or time.monotonic() > deadline:
@@ -179,11 +181,9 @@ async def test_status_page_of_the_demo_exporter(demo_stack: Stack) -> None:
     assert collectors and set(collectors.values()) == {"ok"}
     assert '<meta http-equiv="refresh"' in dom
 
-    await screenshot(url, "status-page.png")
-
 
 async def test_every_section_renders_in_chromium(status_url: str) -> None:
-    dom = (await chromium("--dump-dom", url=status_url)).decode()
+    dom = await load(status_url, "status-page-all-sections.png")
 
     components = table(dom, "components-table")
     header, rows = components[0], components[1:]
@@ -196,5 +196,3 @@ async def test_every_section_renders_in_chromium(status_url: str) -> None:
     assert benchmarks == {"score": "failed", "parse": "ok"}
     assert [r[1] for r in table(dom, "builds-table")[1:]] == ["build-101"]
     assert [(r[1], r[3]) for r in table(dom, "deployments-table")[1:]] == [("deploy-77", "failure")]
-
-    await screenshot(status_url, "status-page-all-sections.png")
