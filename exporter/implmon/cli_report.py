@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
+from implmon import envvars
 from implmon.report import (
     SCHEMA_VERSION,
     Period,
@@ -39,11 +40,8 @@ from implmon.report import (
     render_markdown,
 )
 
-__all__ = ["DEFAULT_URL", "IMPLMON_URL", "add_parser", "fetch_report", "offline_report"]
+__all__ = ["DEFAULT_URL", "add_parser", "fetch_report", "offline_report"]
 
-#: Environment variable with the exporter's base URL; ``--url`` wins. (The same variable the
-#: ``implmon event`` commands read.)
-IMPLMON_URL = "IMPLMON_URL"
 DEFAULT_URL = "http://127.0.0.1:9464"
 
 _RANK = {"ok": 0, "unknown": 0, "degraded": 1, "critical": 2}
@@ -152,8 +150,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--url",
-        default=os.environ.get(IMPLMON_URL, DEFAULT_URL),
-        help=f"exporter base URL (default ${IMPLMON_URL}, then {DEFAULT_URL})",
+        # The same variable the ``implmon event`` commands read.
+        default=os.environ.get(envvars.IMPLMON_URL, DEFAULT_URL),
+        help=f"exporter base URL (default ${envvars.IMPLMON_URL}, then {DEFAULT_URL})",
     )
     source.add_argument(
         "--store",
