@@ -41,6 +41,7 @@ def build() -> Dashboard:
     """The Overview dashboard."""
     components = Link("Components", dashboard_url(UID_COMPONENTS))
     deploy_runbook = Link("Runbook: deployments", runbook("implmonproductiondeploymentfailed"))
+    gate_runbook = Link("Runbook: quality gate", runbook("implmonqualitygateviolated"))
     down_runbook = Link("Runbook: component down", runbook("implmoncomponentdown"))
     system = Link("System", dashboard_url(UID_SYSTEM))
     quality = Link("Quality", dashboard_url(UID_QUALITY))
@@ -97,7 +98,7 @@ def build() -> Dashboard:
                 thresholds=thresholds("red", (1, "green")),
                 description="Passed only when every quality gate of every build type passed.",
                 mappings=[PASS_FAIL],
-                links=[quality, Link("Runbook: quality gate", runbook("implmonqualitygatefailed"))],
+                links=[quality, gate_runbook],
             ),
             stat(
                 "Performance: worst regression",
@@ -108,7 +109,7 @@ def build() -> Dashboard:
                 "as the baseline, 125% is a quarter slower.",
                 links=[
                     performance,
-                    Link("Runbook: regression", runbook("implmonperformanceregression")),
+                    Link("Runbook: regression", runbook("implmonbenchmarkregressed")),
                 ],
                 decimals=0,
             ),

@@ -36,7 +36,7 @@ COVERAGE_COMPONENT = Variable(
 )
 COMP = 'component=~"$component"'
 COVERAGE_THRESHOLDS = thresholds("red", (0.6, "orange"), (0.8, "green"))
-GATE_RUNBOOK = Link("Runbook: quality gate", runbook("implmonqualitygatefailed"))
+GATE_RUNBOOK = Link("Runbook: quality gate", runbook("implmonqualitygateviolated"))
 
 
 def build() -> Dashboard:
@@ -70,7 +70,7 @@ def build() -> Dashboard:
                 unit="short",
                 thresholds=thresholds("green", (1, "red")),
                 description="Failed and errored tests in the latest report of every suite.",
-                links=[Link("Runbook: tests failing", runbook("implmonqualitytestsfailing"))],
+                links=[GATE_RUNBOOK],
             ),
             stat(
                 "Test pass ratio",
@@ -126,6 +126,7 @@ def build() -> Dashboard:
                 thresholds=thresholds("red", (0, "green")),
                 description="Tests in each suite's latest report minus the report before it; "
                 "red when tests disappeared.",
+                links=[Link("Runbook: tests disappeared", runbook("implmontestcountdecreased"))],
                 width=6,
             ),
         ],
@@ -162,6 +163,7 @@ def build() -> Dashboard:
                 thresholds=thresholds("red", (0, "green")),
                 description="Coverage of the latest report minus the one before it: below "
                 "zero means coverage dropped.",
+                links=[Link("Runbook: coverage dropped", runbook("implmoncoveragedecreased"))],
             ),
         ],
     )
@@ -178,7 +180,7 @@ def build() -> Dashboard:
                 "latest SARIF reports, by severity.",
                 stack=True,
                 min=0,
-                links=[Link("Runbook: findings", runbook("implmonqualityfindings"))],
+                links=[GATE_RUNBOOK],
             ),
             bargauge(
                 "Findings by tool and category",
@@ -219,7 +221,6 @@ def build() -> Dashboard:
                 "above are as old as this.",
                 width=8,
                 min=0,
-                links=[Link("Runbook: stale reports", runbook("implmonqualityreportstale"))],
             ),
             stat(
                 "Stale sources",
