@@ -149,9 +149,10 @@ async def step(
 
 
 def span_ids(span: Span) -> tuple[str | None, str | None]:
-    """The span's trace and span id as W3C hex, or (None, None) for a non-recording span."""
+    """The span's trace and span id as W3C hex; (None, None) unless the span is sampled (an
+    exemplar must point at a trace that exists)."""
     ctx = span.get_span_context()
-    if not ctx.is_valid:
+    if not ctx.is_valid or not ctx.trace_flags.sampled:
         return None, None
     return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
 
