@@ -88,9 +88,12 @@ def pytest_junit(
         env,
         ok_codes=(0, 1),
     )
-    last = [line for line in proc.stdout.splitlines() if " in " in line and _SUMMARY.search(line)][
-        -1
-    ]
+    return summary_counts(proc.stdout)
+
+
+def summary_counts(stdout: str) -> dict[str, int]:
+    """Counts by JUnit result from pytest's terminal summary line (xfailed is skipped)."""
+    last = [line for line in stdout.splitlines() if " in " in line and _SUMMARY.search(line)][-1]
     counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
     for n, word in _SUMMARY.findall(last):
         key = {"xpassed": "passed", "xfailed": "skipped", "errors": "error"}.get(word, word)

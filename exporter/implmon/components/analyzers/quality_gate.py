@@ -128,7 +128,7 @@ class QualityFacts:
                 if s.labels.get("result") in ("failed", "error"):
                     failed += int(s.value)
             elif s.metric == "implmon_quality_findings":
-                findings = findings if findings is not None else {}
+                findings = findings if findings is not None else dict.fromkeys(SEVERITIES, 0)
                 severity = s.labels.get("severity", "")
                 findings[severity] = findings.get(severity, 0) + int(s.value)
         return cls(coverage.get("line"), coverage.get("branch"), failed, findings)
@@ -159,7 +159,7 @@ class QualityFacts:
             line, branch = counts.ratio("line"), counts.ratio("branch")
         findings: dict[str, int] | None = None
         if sarif:
-            findings = {}
+            findings = dict.fromkeys(SEVERITIES, 0)
             for path in sarif:
                 for (_tool, severity, _category), n in parse_sarif_file(path).totals().items():
                     findings[severity] = findings.get(severity, 0) + n
