@@ -51,6 +51,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigPath",
+    "HttpURL",
     "IngestConfig",
     "Problem",
     "Secret",
@@ -149,11 +150,23 @@ def _check_listen(value: str) -> str:
 
 ListenAddress = Annotated[str, AfterValidator(_check_listen)]
 
+_HTTP_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
+
+
+def _check_http_url(value: str) -> str:
+    if not _HTTP_URL.fullmatch(value):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+#: An absolute http(s) URL (the error says so, rather than quoting a regular expression).
+HttpURL = Annotated[str, AfterValidator(_check_http_url)]
+
 
 class AlertmanagerConfig(StrictModel):
     """One Alertmanager the alert stage sends findings to (list several for an HA pair)."""
 
-    url: str = Field(pattern=r"^https?://[^\s/]+(/.*)?$")
+    url: HttpURL
     timeout: Duration = 10.0
     bearer_token: Secret | None = None
 
@@ -181,7 +194,8 @@ class Config(StrictModel):
     interval: Duration = 15.0
     listen_address: ListenAddress | None = None
     external_url: str | None = None
-    store_path: ConfigPath = Path("implmon.db")
+    # The default is resolved like a written value: next to the file, not in the process's cwd.
+    store_path: ConfigPath = Field(default=Path("implmon.db"), validate_default=True)
     retention: Duration = 90 * 86400.0
     # SQLite synchronous for the event store: normal survives a crash, full also power loss.
     store_synchronous: Literal["normal", "full"] = "normal"
@@ -340,7 +354,9 @@ def parse_config(
     base_dir = source.resolve().parent
     context = {"base_dir": base_dir}
     entries: dict[str, list[Any]] = {}
-    seen: dict[tuple[str, str], str] = {}
+    # Names are unique across all sections: the monitor, /-/ready and the component metrics
+    # key components by name alone.
+    seen: dict[str, str] = {}
     for section, role in ROLE_SECTIONS.items():
         raw = data.get(section)
         if raw is None:
@@ -354,16 +370,16 @@ def parse_config(
             settings = _validate_entry(item, role, where, registry, context, lines, problems)
             if settings is None:
                 continue
-            if (section, settings.name) in seen:
+            if settings.name in seen:
                 problems.append(
                     Problem(
                         _dotted((*where, "name")),
-                        f"duplicate name {settings.name!r} (also {seen[(section, settings.name)]})",
+                        f"duplicate name {settings.name!r} (also {seen[settings.name]})",
                         _nearest_line((*where, "name"), lines),
                     )
                 )
                 continue
-            seen[(section, settings.name)] = _dotted(where)
+            seen[settings.name] = _dotted(where)
             entries[section].append(settings)
 
     top = {k: v for k, v in data.items() if k not in ROLE_SECTIONS}

@@ -80,7 +80,12 @@ class ComponentRegistry:
             raise UnknownKindError(f"kind {name!r} failed to load ({self.broken[name]})")
         if kind is not None:
             raise UnknownKindError(
-                f"kind {name!r} is a {kind.role.value}, not a {role.value}; "
+                f"kind {name!r} is {_article(kind.role)} {kind.role.value}, "
+                f"not {_article(role)} {role.value}; "
                 f"known {role.value}s: {known}"
             )
         raise UnknownKindError(f"unknown {role.value} kind {name!r}; known: {known}")
+
+
+def _article(role: Role) -> str:
+    return "an" if role.value[0] in "aeiou" else "a"

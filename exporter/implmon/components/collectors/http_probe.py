@@ -29,10 +29,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from implmon.component import Collector, ComponentSettings
-from implmon.config import Secret, read_secret
+from implmon.config import HttpURL, Secret, read_secret
 from implmon.durations import Duration
 from implmon.metrics import Sample
 
@@ -55,7 +55,7 @@ _MAX_BODY = 64 * 1024
 class Target(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
+    url: HttpURL
     component: str = Field(pattern=_LABEL_VALUE)
     type: str = Field(default="collector", pattern=r"^[a-z_]+$")
     version: str = ""
@@ -69,6 +69,20 @@ class HttpProbeSettings(ComponentSettings):
     valid_status_codes: list[int] = []
     tls_insecure_skip_verify: bool = False
     bearer_token: Secret | None = None
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_components(cls, targets: list[Target]) -> list[Target]:
+        # Two targets with one component would expose the same series twice in one scrape.
+        seen: dict[str, int] = {}
+        for i, target in enumerate(targets):
+            if target.component in seen:
+                raise ValueError(
+                    f"duplicate component {target.component!r} "
+                    f"(targets[{seen[target.component]}] and targets[{i}])"
+                )
+            seen[target.component] = i
+        return targets
 
 
 class HttpProbeCollector(Collector):
@@ -124,7 +138,7 @@ class HttpProbeCollector(Collector):
                     target.url, headers=headers, allow_redirects=True
                 ) as resp:
                     status_code = resp.status
-                    body = await resp.content.read(_MAX_BODY)
+                    body = await _read_body(resp, _MAX_BODY)
                     ok = (
                         status_code in self.settings.valid_status_codes
                         if self.settings.valid_status_codes
@@ -160,6 +174,20 @@ class HttpProbeCollector(Collector):
             for r in ("success", "failure")
         ]
         return samples
+
+
+async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body up to ``limit`` bytes. ``content.read(n)`` returns only what has arrived so far,
+    so a body sent in several chunks must be read until EOF (or the limit)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await resp.content.read(limit - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
 
 
 def _health_of(body: bytes, status_ok: bool) -> tuple[str, str]:
