@@ -510,8 +510,10 @@ define(
 define(
     "implmon_alerts_dropped_total",
     C,
-    "Alert notifications dropped because the queue of an Alertmanager was full (last cycle).",
-    ("alertmanager",),
+    "Alert notifications given up for an Alertmanager, by reason: queue_full (the oldest "
+    "queued notification made room) or rejected (a 4xx answer; retrying cannot help) "
+    "(last cycle).",
+    ("alertmanager", "reason"),
 )
 define(
     "implmon_alert_queue_length",
