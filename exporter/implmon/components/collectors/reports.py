@@ -155,7 +155,9 @@ def read_report(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
     """
     size = path.stat().st_size
     if size > max_bytes:
-        raise ReportError(f"file is {size} bytes, above the limit of {max_bytes} (max_file_bytes)")
+        raise ReportError(
+            f"file is {size} bytes, above the limit of {max_bytes} bytes (max_file_bytes)"
+        )
     with path.open("rb") as handle:
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
