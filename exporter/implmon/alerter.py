@@ -39,6 +39,7 @@ import contextlib
 import json
 import logging
 import random
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -225,13 +226,17 @@ class AlertSender:
         self._started = False
 
     @classmethod
-    def from_config(cls, config: Config, *, external_url: str | None = None) -> AlertSender:
-        """The sender for a whole exporter config (its interval and external URL)."""
-        return cls(
-            config.alerting,
-            interval=config.interval,
-            external_url=config.external_url or external_url,
-        )
+    def from_config(cls, config: Config, *, listen: tuple[str, int] | None = None) -> AlertSender:
+        """The sender for a whole exporter config: its interval, and for ``generatorURL`` its
+        ``external_url`` or else the listen address (the host's name if it listens on all
+        interfaces)."""
+        external_url = config.external_url
+        if external_url is None and listen is not None:
+            host, port = listen
+            if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding it
+                host = socket.getfqdn()
+            external_url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        return cls(config.alerting, interval=config.interval, external_url=external_url)
 
     # --- lifecycle -------------------------------------------------------------------------
 

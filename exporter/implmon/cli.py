@@ -97,7 +97,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from implmon.telemetry import configure_telemetry
 
     telemetry = configure_telemetry()
-    runtime = Runtime(config)
+    from implmon.alerter import AlertSender
+
+    runtime = Runtime(config, alert_sink=AlertSender.from_config(config, listen=(host, port)))
     try:
         asyncio.run(serve(runtime, host, port, web_config))
     except OSError as exc:

@@ -102,6 +102,10 @@ class Runtime:
         """Build and start the first pipeline, and publish a first ``/metrics``."""
         pipeline = await self._assemble(self.config, Pipeline())
         self._install(pipeline, self.config)
+        # The alert stage (implmon.alerter.AlertSender) starts its delivery workers here.
+        sink_start = getattr(self.monitor.alert_sink, "start", None)
+        if sink_start is not None:
+            await sink_start()
         assert self._prometheus is not None
         await self._prometheus.publish(self.monitor.self_samples())
 
@@ -136,6 +140,9 @@ class Runtime:
 
     async def close(self) -> None:
         await _close_all(self.monitor.pipeline.components())
+        sink_close = getattr(self.monitor.alert_sink, "close", None)
+        if sink_close is not None:
+            await sink_close()
 
     # --- what the server needs -----------------------------------------------------------
 
