@@ -65,6 +65,7 @@ class ComponentRegistry:
     def register(self, name: str, kind: type[Component]) -> None:
         if not (isinstance(kind, type) and issubclass(kind, Component)):
             self.broken[name] = "not a subclass of implmon.component.Component"
+            log.warning("component kind %s is not usable: %s", name, self.broken[name])
             return
         self._kinds[name] = kind
 
