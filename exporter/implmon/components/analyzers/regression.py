@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from implmon.component import (
     Analysis,
@@ -60,6 +60,7 @@ from implmon.component import (
 )
 from implmon.components.collectors.benchmark import load_benchmark_stats
 from implmon.components.collectors.reports import ReportError, load_json, read_report
+from implmon.config import ConfigPath
 from implmon.metrics import Sample
 
 __all__ = [
@@ -145,7 +146,7 @@ def load_baseline(
 
 
 class RegressionSettings(ComponentSettings):
-    baseline: Path
+    baseline: ConfigPath
     """Baseline file, relative to the config file's directory."""
     statistic: Literal["min", "median", "mean"] = "min"
     tolerance: float = Field(default=0.10, ge=0.0)
@@ -154,6 +155,21 @@ class RegressionSettings(ComponentSettings):
     baseline_label: Literal["fullname", "name"] = "fullname"
     """How the baseline file's benchmarks are named, if it is pytest-benchmark JSON."""
     severity: Severity = Severity.WARNING
+
+    @model_validator(mode="after")
+    def _baseline_is_usable(self) -> RegressionSettings:
+        # Only once the config resolved the path against its own directory: a relative path
+        # here is resolved by the analyzer against its base_dir, and checked there.
+        if self.baseline.is_absolute():
+            try:
+                load_baseline(self.baseline, self.statistic, label=self.baseline_label)
+            except (ReportError, OSError) as err:
+                raise ValueError(f"baseline {self.baseline}: {_reason(err)}") from None
+        return self
+
+
+def _reason(err: Exception) -> str:
+    return err.strerror or str(err) if isinstance(err, OSError) else str(err)
 
 
 class RegressionAnalyzer(Analyzer):
