@@ -1,0 +1,404 @@
+"""Alerting end to end, all real: the demo agents, the exporter, Prometheus loading rules/,
+Alertmanager with alerting/alertmanager.yml, and a webhook receiver inside the test.
+
+Two paths from a component failure to a notification:
+
+- rules: exporter metric -> Prometheus scrape -> rule ``ImplmonComponentDown`` -> Alertmanager;
+- direct: exporter's health analyzer finding ``ImplmonComponentUnhealthy`` -> the exporter's
+  alert stage -> Alertmanager.
+
+The files are the repository's own with test timings substituted (and nothing else): every
+``for: 1m`` in rules/ becomes ``for: 3s``; Alertmanager's ``group_wait``/``group_interval``
+become 1s; scrapes, evaluations and monitor cycles are 1s; webhooks point at the receiver.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from implmon.alerter import RUNBOOK_BASE
+from implmon.demo import DEMO_COMPONENTS, demo_config
+from implmon.stack import (
+    REPO,
+    Process,
+    alertmanager_config,
+    free_port,
+    free_port_block,
+    prometheus_config,
+    start_agents,
+    start_alertmanager,
+    start_exporter,
+    start_prometheus,
+)
+from implmon.webhook import Notification, WebhookReceiver
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(
+        shutil.which("prometheus") is None
+        or (
+            shutil.which("prometheus-alertmanager") is None and shutil.which("alertmanager") is None
+        ),
+        reason="prometheus / prometheus-alertmanager not installed (make system-deps)",
+    ),
+]
+
+RULE_FOR = "3s"
+
+
+def fast_rules(target: Path) -> Path:
+    """rules/*.yml copied to ``target`` with every ``for: 1m`` shortened to RULE_FOR."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted((REPO / "rules").glob("*.yml")):
+        text = re.sub(r"(?m)^(\s+for:\s*)1m\s*$", rf"\g<1>{RULE_FOR}", path.read_text())
+        (target / path.name).write_text(text)
+    return target
+
+
+def fast_alertmanager(webhook_url: str) -> str:
+    """alerting/alertmanager.yml with its webhooks at ``webhook_url`` and 1s group timings."""
+    text = alertmanager_config(webhook_url)
+    text = re.sub(r"(?m)^(\s+group_wait:\s*)\S+", r"\g<1>1s", text)
+    return re.sub(r"(?m)^(\s+group_interval:\s*)\S+", r"\g<1>1s", text)
+
+
+@dataclass
+class AlertingStack:
+    workdir: Path
+    receiver: WebhookReceiver
+    agents_port: int
+    exporter_port: int
+    prometheus_port: int
+    alertmanager_port: int
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.alertmanager_port}"
+
+    def fault(self, component: str, status: str) -> None:
+        """Force a demo component's health (fail, warn, pass) or return it to auto."""
+        index = [c.name for c in DEMO_COMPONENTS].index(component)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.agents_port + index}/-/fault",
+            data=json.dumps({"status": status}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        request = urllib.request.Request(
+            f"{self.alertmanager_url}/api/v2/alerts",
+            data=json.dumps(alerts).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+
+    def am_alerts(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.alertmanager_url}/api/v2/alerts", timeout=5) as r:
+            body: list[dict[str, Any]] = json.loads(r.read())
+            return body
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
+    workdir = tmp_path_factory.mktemp("alerting")
+    receiver = WebhookReceiver()
+    receiver.start()
+    s = AlertingStack(
+        workdir,
+        receiver,
+        free_port_block(len(DEMO_COMPONENTS)),
+        free_port(),
+        free_port(),
+        free_port(),
+    )
+    try:
+        s.processes.append(
+            start_alertmanager(
+                workdir, fast_alertmanager(receiver.url + "/alerts"), s.alertmanager_port
+            )
+        )
+        # A long flap period: no component fails unless a test makes it.
+        s.processes.append(start_agents(workdir, s.agents_port, flap_period=3600.0))
+        s.processes.append(
+            start_exporter(
+                workdir,
+                demo_config(
+                    "127.0.0.1",
+                    s.agents_port,
+                    interval="1s",
+                    store_path=workdir / "implmon.db",
+                    alertmanager_url=s.alertmanager_url,
+                    failure_threshold=1,
+                ),
+                s.exporter_port,
+            )
+        )
+        s.processes.append(
+            start_prometheus(
+                workdir,
+                prometheus_config(
+                    f"127.0.0.1:{s.exporter_port}",
+                    alertmanager=f"127.0.0.1:{s.alertmanager_port}",
+                    scrape_interval="1s",
+                    rules_dir=fast_rules(workdir / "rules"),
+                ),
+                s.prometheus_port,
+            )
+        )
+        yield s
+    finally:
+        for proc in reversed(s.processes):
+            proc.stop()
+        receiver.stop()
+
+
+def alert_of(n: Notification, alertname: str, component: str, status: str) -> dict[str, Any] | None:
+    for alert in n.alerts:
+        labels = alert["labels"]
+        if (labels.get("alertname"), labels.get("component"), alert["status"]) == (
+            alertname,
+            component,
+            status,
+        ):
+            return alert
+    return None
+
+
+def test_rule_path_component_failure_notifies_grouped_then_resolves(stack: AlertingStack) -> None:
+    failing = ("log-collector", "anomaly-analyzer")
+    for name in failing:
+        stack.fault(name, "fail")
+    try:
+        # Both components' alerts arrive in one notification of one group.
+        firing = stack.receiver.wait_for(
+            lambda n: (
+                n.receiver == "page"
+                and all(alert_of(n, "ImplmonComponentDown", c, "firing") for c in failing)
+            ),
+            timeout=60,
+        )
+    finally:
+        for name in failing:
+            stack.fault(name, "auto")
+    assert firing.group_labels == {
+        "alertname": "ImplmonComponentDown",
+        "monitoring_type": "component",
+        "environment": "demo",
+    }
+    assert firing.status == "firing"
+    alert = alert_of(firing, "ImplmonComponentDown", "anomaly-analyzer", "firing")
+    assert alert is not None
+    assert alert["labels"] == {
+        "alertname": "ImplmonComponentDown",
+        "severity": "critical",
+        "monitoring_type": "component",
+        "component": "anomaly-analyzer",
+        "type": "analyzer",
+        "job": "implmon",
+        "instance": f"127.0.0.1:{stack.exporter_port}",
+        "environment": "demo",
+    }
+    assert alert["annotations"]["summary"] == "Component anomaly-analyzer (analyzer) is down."
+    assert alert["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}#implmoncomponentdown"
+    assert alert["generatorURL"].startswith(f"http://127.0.0.1:{stack.prometheus_port}/graph")
+
+    for name in failing:
+        resolved = stack.receiver.wait_for(
+            lambda n, c=name: (
+                n.receiver == "page"
+                and alert_of(n, "ImplmonComponentDown", c, "resolved") is not None
+            ),
+            timeout=60,
+        )
+        assert resolved.received_at > firing.received_at
+
+
+def test_direct_path_analyzer_finding_notifies_then_resolves(stack: AlertingStack) -> None:
+    name = "metrics-collector"
+    stack.fault(name, "fail")
+    try:
+        firing = stack.receiver.wait_for(
+            lambda n: (
+                n.receiver == "page"
+                and alert_of(n, "ImplmonComponentUnhealthy", name, "firing") is not None
+            ),
+            timeout=30,
+        )
+    finally:
+        stack.fault(name, "auto")
+    assert firing.group_labels == {
+        "alertname": "ImplmonComponentUnhealthy",
+        "monitoring_type": "component",
+    }
+    alert = alert_of(firing, "ImplmonComponentUnhealthy", name, "firing")
+    assert alert is not None
+    # The label set the exporter's alert stage sends: alertname, severity, monitoring_type and
+    # the finding's labels; no job/instance/environment (Prometheus adds those, not us).
+    assert alert["labels"] == {
+        "alertname": "ImplmonComponentUnhealthy",
+        "severity": "critical",
+        "monitoring_type": "component",
+        "component": name,
+        "type": "collector",
+    }
+    assert alert["annotations"] == {
+        "summary": f"Component {name} (collector) is down.",
+        "description": f"{name} failed its last 1 health checks (threshold 1).",
+        "runbook_url": f"{RUNBOOK_BASE}#implmoncomponentunhealthy",
+    }
+    assert alert["generatorURL"] == f"http://127.0.0.1:{stack.exporter_port}/"
+
+    resolved = stack.receiver.wait_for(
+        lambda n: (
+            n.receiver == "page"
+            and alert_of(n, "ImplmonComponentUnhealthy", name, "resolved") is not None
+        ),
+        timeout=30,
+    )
+    resolved_alert = alert_of(resolved, "ImplmonComponentUnhealthy", name, "resolved")
+    assert resolved_alert is not None
+    assert resolved_alert["startsAt"] == alert["startsAt"]
+    assert resolved_alert["labels"] == alert["labels"]
+
+
+def _alert(alertname: str, **labels: str) -> dict[str, Any]:
+    ends = datetime.now(UTC) + timedelta(minutes=5)
+    return {
+        "labels": {"alertname": alertname, **labels},
+        "annotations": {"summary": f"{alertname} (inhibition test)"},
+        "endsAt": ends.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def test_inhibitions_in_the_running_alertmanager(stack: AlertingStack) -> None:
+    """System down mutes component alerts of its environment; exporter down mutes the alerts
+    computed from its metrics but not Watchdog; critical mutes warning of the same alert."""
+    crit, warn = "critical", "warning"
+    alerts = [
+        _alert("ImplmonSystemDown", severity=crit, monitoring_type="system", environment="inh-a"),
+        _alert(
+            "ImplmonComponentDown",
+            severity=crit,
+            monitoring_type="component",
+            component="x",
+            environment="inh-a",
+        ),
+        _alert(
+            "ImplmonComponentDown",
+            severity=crit,
+            monitoring_type="component",
+            component="x",
+            environment="inh-b",
+        ),
+        _alert(
+            "ImplmonExporterDown",
+            severity=crit,
+            monitoring_type="system",
+            job="implmon",
+            instance="e:1",
+            environment="inh-c",
+        ),
+        _alert(
+            "ImplmonCollectorFailing",
+            severity=warn,
+            monitoring_type="system",
+            job="implmon",
+            instance="e:1",
+            collector="reports",
+            environment="inh-c",
+        ),
+        _alert("Watchdog", severity="none", monitoring_type="system", environment="inh-c"),
+        _alert(
+            "ImplmonHostFilesystemSpaceLow",
+            severity=crit,
+            monitoring_type="system",
+            job="implmon",
+            instance="e:1",
+            mountpoint="/",
+            environment="inh-d",
+        ),
+        _alert(
+            "ImplmonHostFilesystemSpaceLow",
+            severity=warn,
+            monitoring_type="system",
+            job="implmon",
+            instance="e:1",
+            mountpoint="/",
+            environment="inh-d",
+        ),
+        _alert(
+            "ImplmonHostFilesystemSpaceLow",
+            severity=warn,
+            monitoring_type="system",
+            job="implmon",
+            instance="e:1",
+            mountpoint="/data",
+            environment="inh-d",
+        ),
+    ]
+    stack.post_alerts(alerts)
+    expected = {
+        ("ImplmonSystemDown", "inh-a", "critical", ""): "active",
+        ("ImplmonComponentDown", "inh-a", "critical", ""): "suppressed",
+        ("ImplmonComponentDown", "inh-b", "critical", ""): "active",
+        ("ImplmonExporterDown", "inh-c", "critical", ""): "active",
+        ("ImplmonCollectorFailing", "inh-c", "warning", ""): "suppressed",
+        ("Watchdog", "inh-c", "none", ""): "active",
+        ("ImplmonHostFilesystemSpaceLow", "inh-d", "critical", "/"): "active",
+        ("ImplmonHostFilesystemSpaceLow", "inh-d", "warning", "/"): "suppressed",
+        ("ImplmonHostFilesystemSpaceLow", "inh-d", "warning", "/data"): "active",
+    }
+
+    def states() -> dict[tuple[str, str, str, str], str]:
+        out = {}
+        for a in stack.am_alerts():
+            labels = a["labels"]
+            if labels.get("environment", "").startswith("inh-"):
+                key = (
+                    labels["alertname"],
+                    labels["environment"],
+                    labels["severity"],
+                    labels.get("mountpoint", ""),
+                )
+                out[key] = a["status"]["state"]
+        return out
+
+    try:
+        # Inhibition is marked as the alerts pass the notification pipeline (after group_wait).
+        deadline = time.monotonic() + 20
+        while states() != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert states() == expected
+        # What is muted is never notified; what is not arrives.
+        stack.receiver.wait_for(
+            lambda n: (
+                n.receiver == "page"
+                and any(a["labels"].get("environment") == "inh-b" for a in n.alerts)
+            ),
+            timeout=10,
+        )
+        notified = [
+            (a["labels"]["alertname"], a["labels"].get("environment"), a["labels"]["severity"])
+            for n in stack.receiver.notifications
+            for a in n.alerts
+        ]
+        assert ("ImplmonComponentDown", "inh-a", "critical") not in notified
+        assert ("ImplmonCollectorFailing", "inh-c", "warning") not in notified
+    finally:
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        stack.post_alerts([{**a, "endsAt": now} for a in alerts])
