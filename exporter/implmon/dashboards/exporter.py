@@ -190,13 +190,15 @@ def build() -> Dashboard:
                 [
                     Target(
                         "sum by (component, role) (rate(implmon_component_errors_total"
-                        "[$__rate_interval]))",
+                        "[$__rate_interval])) or sum by (component, role) "
+                        "(0 * implmon_pipeline_component_up)",
                         "{{component}} ({{role}})",
                     )
                 ],
                 unit="ops",
                 thresholds=thresholds("green", (0.001, "red")),
-                description="Errors raised by analyzers, processors and reporters, per second.",
+                description="Errors raised by analyzers, processors and reporters, per second; 0 "
+                "for every pipeline component that raised none.",
                 min=0,
             ),
             state_timeline(

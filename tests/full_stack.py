@@ -1,0 +1,274 @@
+"""The whole stack with every kind of data flowing, for the dashboard and cross-reference tests.
+
+The shared ``demo_stack`` fixture (conftest.py) monitors the demo agents only. The dashboards
+also show quality, performance and pipeline figures, so this stack adds what produces them,
+all real:
+
+- reports written by the real tools on ``tests/fixtures/sample_project`` (pytest JUnit XML,
+  coverage.py Cobertura XML, ruff SARIF, pytest-benchmark JSON) plus the committed bandit SARIF,
+  read by the exporter's report collectors; the quality gate, regression and trend analyzers
+  on top; a second round of reports (a partial test run) so the trend analyzer has a change;
+- pipeline events (builds, deployments with commit times, validations, an incident) posted to
+  the exporter's ingest API, so the DORA histograms have observations;
+- a real Alertmanager (``alerting/alertmanager.yml``) the exporter's alert stage delivers to;
+- a real Prometheus scraping the exporter every second with ``rules/`` loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import quality_reports as qr
+import yaml
+from implmon.demo import demo_config
+from implmon.stack import (
+    Process,
+    alertmanager_config,
+    free_port,
+    prometheus_config,
+    start_agents,
+    start_alertmanager,
+    start_exporter,
+    start_prometheus,
+)
+
+
+def port_block(count: int) -> int:
+    """A base port with ``count`` consecutive free ports (the demo agents need five)."""
+    for _ in range(50):
+        base = free_port()
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no block of {count} free ports")
+
+
+def http_json(url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"} if data else {}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@dataclass
+class FullStack:
+    workdir: Path
+    exporter_url: str
+    prometheus_url: str
+    processes: list[Process] = field(default_factory=list)
+
+    def query(self, promql: str) -> dict[str, Any]:
+        """Prometheus's whole answer to an instant query (status, data or error)."""
+        url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        try:
+            result: dict[str, Any] = http_json(url)
+        except urllib.error.HTTPError as err:  # 400/422: a bad query; the body says why
+            result = json.loads(err.read())
+        return result
+
+    def label_values(self, label: str, match: str) -> list[str]:
+        url = f"{self.prometheus_url}/api/v1/label/{label}/values?" + urllib.parse.urlencode(
+            {"match[]": match}
+        )
+        values: list[str] = http_json(url)["data"]
+        return values
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(f"{self.exporter_url}/metrics", timeout=10) as response:
+            text: str = response.read().decode()
+            return text
+
+
+def write_reports(project: Path, reports: Path, *, partial: bool) -> None:
+    """Run the real tools on the sample project; ``partial`` runs part of the unit suite (as a
+    half-skipped CI run would), so the second round differs from the first."""
+    select = ["-k", "clamp"] if partial else []
+    qr.run(
+        project,
+        ["-m", "coverage", "run", "--branch", "--source=samplepkg", "-m", "pytest", "-q",
+         "tests_unit", *select, f"--junitxml={reports / 'junit-unit.xml'}",
+         "-o", "junit_suite_name=unit", "-p", "no:randomly"],
+        ok_codes=(0, 1),
+    )  # fmt: skip
+    qr.run(project, ["-m", "coverage", "xml", "-o", str(reports / "coverage.xml")])
+    if not partial:
+        qr.ruff_reports(project, reports / "ruff.sarif")
+        shutil.copy(qr.STATIC_REPORTS / "bandit.sarif", reports / "bandit.sarif")
+        qr.benchmark_json(project, reports / "benchmark.json", seconds=0.001, rounds=5)
+        shutil.copy(reports / "benchmark.json", reports / "baseline.json")
+
+
+def exporter_config(agents_port: int, workdir: Path, alertmanager_port: int) -> str:
+    """The demo config plus report collectors and the quality and performance analyzers."""
+    config: dict[str, Any] = yaml.safe_load(
+        demo_config(
+            "127.0.0.1", agents_port, interval="1s", store_path=workdir / "implmon.db",
+            alertmanager_url=f"http://127.0.0.1:{alertmanager_port}", failure_threshold=1,
+        )
+    )  # fmt: skip
+    reports = workdir / "reports"
+    config["collectors"] += [
+        {"kind": "junit", "name": "tests", "paths": [f"{reports}/junit-*.xml"]},
+        {"kind": "coverage", "name": "coverage", "paths": [f"{reports}/coverage.xml"],
+         "components": {"samplepkg": "samplepkg"}},
+        {"kind": "sarif", "name": "lint", "paths": [f"{reports}/*.sarif"]},
+        {"kind": "benchmark", "name": "benchmarks", "paths": [f"{reports}/benchmark.json"]},
+    ]  # fmt: skip
+    config["analyzers"] += [
+        {"kind": "quality_gate", "name": "main",
+         "build_types": {"development": {"max_failed_tests": 100},
+                         "production": {"min_line_coverage": 0.99, "max_failed_tests": 0}}},
+        {"kind": "regression", "name": "regression", "baseline": str(reports / "baseline.json"),
+         "consecutive_runs": 1},
+        {"kind": "trend", "name": "trend", "coverage_source": "coverage",
+         "tests_source": "tests"},
+    ]  # fmt: skip
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def pipeline_events(batch: int) -> list[dict[str, Any]]:
+    """A small, realistic history: builds of two types, a failed then fixed production
+    deployment (time to restore), deployments with commit times (lead time), validations of
+    the four types and an incident opened and resolved. Ids are unique per ``batch``."""
+    now = datetime.now(UTC)
+
+    def at(minutes_ago: float) -> str:
+        return (now - timedelta(minutes=minutes_ago)).isoformat()
+
+    events: list[dict[str, Any]] = [
+        {"kind": "build", "id": "b1", "build_type": "development", "outcome": "success",
+         "duration_seconds": 95.0, "timestamp": at(50), "trace_id": "0af7651916cd43dd8448eb211c8031"
+         "9c"},
+        {"kind": "build", "id": "b2", "build_type": "production", "outcome": "failure",
+         "duration_seconds": 240.0, "timestamp": at(45)},
+        {"kind": "build", "id": "b3", "build_type": "production", "outcome": "success",
+         "duration_seconds": 210.0, "timestamp": at(40)},
+        {"kind": "deployment", "id": "d1", "environment": "staging", "outcome": "success",
+         "duration_seconds": 60.0, "timestamp": at(35), "commit_time": at(120)},
+        {"kind": "deployment", "id": "d2", "environment": "production", "outcome": "failure",
+         "duration_seconds": 80.0, "timestamp": at(30), "commit_time": at(125)},
+        {"kind": "deployment", "id": "d3", "environment": "production", "outcome": "success",
+         "duration_seconds": 75.0, "timestamp": at(20), "commit_time": at(60)},
+        {"kind": "incident", "id": "i1", "environment": "staging", "status": "opened",
+         "timestamp": at(15)},
+        {"kind": "incident", "id": "i2", "environment": "staging", "status": "resolved",
+         "timestamp": at(5)},
+    ]  # fmt: skip
+    for i, vt in enumerate(("component", "system", "quality", "performance")):
+        events.append(
+            {"kind": "validation", "id": f"v{i}", "validation_type": vt,
+             "outcome": "failed" if vt == "quality" else "passed",
+             "duration_seconds": 10.0 + i, "timestamp": at(10)}
+        )  # fmt: skip
+    for event in events:
+        event["id"] = f"{event['id']}-{batch}"
+    return events
+
+
+@contextmanager
+def full_stack(workdir: Path) -> Iterator[FullStack]:
+    """Start everything, feed it, and wait until Prometheus has scraped the results."""
+    reports = workdir / "reports"
+    reports.mkdir()
+    project = qr.copy_project(workdir)
+    write_reports(project, reports, partial=False)
+
+    agents_port = port_block(5)
+    alertmanager_port, exporter_port, prometheus_port = free_port(), free_port(), free_port()
+    stack = FullStack(
+        workdir, f"http://127.0.0.1:{exporter_port}", f"http://127.0.0.1:{prometheus_port}"
+    )
+    try:
+        stack.processes.append(start_agents(workdir, agents_port, flap_period=3.0))
+        stack.processes.append(
+            start_alertmanager(
+                workdir, alertmanager_config(f"http://127.0.0.1:{free_port()}/"), alertmanager_port
+            )
+        )
+        stack.processes.append(
+            start_exporter(
+                workdir, exporter_config(agents_port, workdir, alertmanager_port), exporter_port
+            )
+        )
+        stack.processes.append(
+            start_prometheus(
+                workdir,
+                prometheus_config(
+                    f"127.0.0.1:{exporter_port}",
+                    alertmanager=f"127.0.0.1:{alertmanager_port}",
+                    scrape_interval="1s",
+                ),
+                prometheus_port,
+            )
+        )
+        # Post only once Prometheus has scraped the counters at zero, so increase() sees events.
+        deadline = time.monotonic() + 30
+        while not stack.query('implmon_deployments_total{job="implmon"}')["data"]["result"]:
+            assert time.monotonic() < deadline, "Prometheus never scraped the exporter"
+            time.sleep(0.5)
+        # A histogram series is born with its first observations, which increase() cannot
+        # see; a dashboard sees later ones. So: one batch, a scrape of it, a second batch.
+        _post(stack, pipeline_events(1))
+        _wait_for(stack, ["implmon_deployment_time_to_restore_seconds_bucket"])
+        _post(stack, pipeline_events(2))
+        # Let a few cycles see the first reports, then replace them: the trend needs two.
+        time.sleep(3)
+        write_reports(project, reports, partial=True)
+        _wait_until_scraped(stack)
+        yield stack
+    finally:
+        for proc in reversed(stack.processes):
+            proc.stop()
+
+
+def _post(stack: FullStack, events: list[dict[str, Any]]) -> None:
+    for event in events:
+        answer = http_json(f"{stack.exporter_url}/api/v1/events", event)
+        assert answer["status"] == "stored", answer
+
+
+def _wait_until_scraped(stack: FullStack) -> None:
+    """Until Prometheus has the trend's change series, the second batch of events and a firing
+    alert, plus a few more scrapes so that rate() over them has two samples."""
+    _wait_for(
+        stack,
+        [
+            "implmon_quality_tests_change",
+            "increase(implmon_deployment_time_to_restore_seconds_count[1m]) > 0",
+            'ALERTS{alertstate="firing"}',
+        ],
+    )
+    time.sleep(4)
+
+
+def _wait_for(stack: FullStack, probes: list[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    missing = probes
+    while time.monotonic() < deadline:
+        missing = [q for q in probes if not stack.query(q).get("data", {}).get("result")]
+        if not missing:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"never scraped: {missing}")
