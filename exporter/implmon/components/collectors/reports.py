@@ -44,6 +44,7 @@ import glob
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -242,6 +243,9 @@ class ReportCollector(Collector, Generic[T]):
         self._files: dict[Path, _FileState[T]] = {}
         self._errors = 0
         self._clock: Callable[[], float] = time.time
+        # A run the monitor gave up on (deadline) goes on in its thread; the next run waits
+        # for it rather than racing it over the per-file state.
+        self._lock = threading.Lock()
 
     def parse(self, path: Path, data: bytes) -> tuple[T, float | None]:
         """Content of one report and its own timestamp (None: use the file's mtime)."""
@@ -261,6 +265,10 @@ class ReportCollector(Collector, Generic[T]):
 
     def collect_now(self) -> list[Sample]:
         """One synchronous collection (what :meth:`collect` runs in a worker thread)."""
+        with self._lock:
+            return self._collect_locked()
+
+    def _collect_locked(self) -> list[Sample]:
         paths = resolve_paths(self.settings.paths, self.base_dir)
         states: dict[Path, _FileState[T]] = {}
         for path in paths:
