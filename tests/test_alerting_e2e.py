@@ -402,3 +402,48 @@ def test_inhibitions_in_the_running_alertmanager(stack: AlertingStack) -> None:
     finally:
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         stack.post_alerts([{**a, "endsAt": now} for a in alerts])
+
+
+def _exporter_metric(stack: AlertingStack, name: str) -> float:
+    url = f"http://127.0.0.1:{stack.exporter_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_findings_raised_while_alertmanager_is_down_arrive_when_it_is_back(
+    stack: AlertingStack,
+) -> None:
+    name = "report-generator"
+    index = next(i for i, p in enumerate(stack.processes) if p.name == "alertmanager")
+    stack.processes[index].stop()
+    try:
+        errors_before = _exporter_metric(stack, "implmon_alerts_send_errors_total")
+        stack.fault(name, "fail")
+        # The exporter keeps trying (and counting) while Alertmanager is away.
+        deadline = time.monotonic() + 20
+        while _exporter_metric(stack, "implmon_alerts_send_errors_total") <= errors_before:
+            assert time.monotonic() < deadline, "no failed delivery counted"
+            time.sleep(0.5)
+        assert _exporter_metric(stack, "implmon_alert_queue_length") >= 1
+    finally:
+        stack.processes[index] = start_alertmanager(
+            stack.workdir,
+            fast_alertmanager(stack.receiver.url + "/alerts"),
+            stack.alertmanager_port,
+        )
+    try:
+        stack.receiver.wait_for(
+            lambda n: (
+                n.receiver == "page"
+                and alert_of(n, "ImplmonComponentUnhealthy", name, "firing") is not None
+            ),
+            timeout=30,
+        )
+    finally:
+        stack.fault(name, "auto")
+    assert _exporter_metric(stack, "implmon_alerts_dropped_total") == 0
