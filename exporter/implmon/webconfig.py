@@ -24,14 +24,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
 import bcrypt
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from pydantic import model_validator
+from pydantic import AfterValidator, model_validator
 
 from implmon.config import ConfigPath, StrictModel
 
@@ -52,11 +54,31 @@ _VERSIONS = {
 }
 
 
+_BCRYPT_HASH = re.compile(r"\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}")
+
+
+def _is_file(path: Path) -> Path:
+    # Checked when the file is read, so that a typo is a config error naming the setting, not
+    # a failure to listen when the server starts.
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    return path
+
+
+def _is_bcrypt_hash(value: str) -> str:
+    if not _BCRYPT_HASH.fullmatch(value):
+        raise ValueError("must be a bcrypt hash (e.g. from htpasswd -nBC 10), not a password")
+    return value
+
+
+ExistingFile = Annotated[ConfigPath, AfterValidator(_is_file)]
+
+
 class TLSServerConfig(StrictModel):
-    cert_file: ConfigPath
-    key_file: ConfigPath
+    cert_file: ExistingFile
+    key_file: ExistingFile
     client_auth_type: _CLIENT_AUTH = "NoClientCert"
-    client_ca_file: ConfigPath | None = None
+    client_ca_file: ExistingFile | None = None
     min_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] = "TLS12"
     max_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] = "TLS13"
     cipher_suites: list[str] = []
@@ -65,12 +87,19 @@ class TLSServerConfig(StrictModel):
 
     @model_validator(mode="after")
     def _ca_for_client_auth(self) -> TLSServerConfig:
+        # Python's ssl verifies every client certificate it requires, so RequireAnyClientCert
+        # needs the CA too (without it no client could connect).
         verifying = self.client_auth_type in (
+            "RequireAnyClientCert",
             "VerifyClientCertIfGiven",
             "RequireAndVerifyClientCert",
         )
         if verifying and self.client_ca_file is None:
             raise ValueError(f"client_ca_file is required with {self.client_auth_type}")
+        try:
+            _build_context(self)
+        except OSError as exc:  # ssl.SSLError included
+            raise ValueError(f"cannot load the certificate, key or CA: {exc}") from None
         return self
 
 
@@ -82,13 +111,15 @@ class HTTPServerConfig(StrictModel):
 class WebConfig(StrictModel):
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = HTTPServerConfig()
-    basic_auth_users: dict[str, str] = {}
+    basic_auth_users: dict[str, Annotated[str, AfterValidator(_is_bcrypt_hash)]] = {}
 
 
 def ssl_context(config: WebConfig) -> ssl.SSLContext | None:
     tls = config.tls_server_config
-    if tls is None:
-        return None
+    return None if tls is None else _build_context(tls)
+
+
+def _build_context(tls: TLSServerConfig) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = _VERSIONS[tls.min_version]
     ctx.maximum_version = _VERSIONS[tls.max_version]
@@ -99,7 +130,9 @@ def ssl_context(config: WebConfig) -> ssl.SSLContext | None:
         ctx.load_verify_locations(tls.client_ca_file)
     ctx.verify_mode = {
         "NoClientCert": ssl.CERT_NONE,
-        "RequestClientCert": ssl.CERT_OPTIONAL,
+        # Python verifies any certificate it requests; with no CA to verify against, asking
+        # would only make clients that do send one fail the handshake.
+        "RequestClientCert": ssl.CERT_NONE if tls.client_ca_file is None else ssl.CERT_OPTIONAL,
         "RequireAnyClientCert": ssl.CERT_REQUIRED,
         "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
         "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
@@ -151,7 +184,12 @@ def basic_auth_middleware(users: dict[str, str]) -> Middleware:
 def headers_middleware(headers: dict[str, str]) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            # 404s and 405s are raised, not returned; they get the headers too.
+            exc.headers.update(headers)
+            raise
         response.headers.update(headers)
         return response
 
