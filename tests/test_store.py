@@ -159,3 +159,14 @@ async def test_unwritable_store_names_the_file(tmp_path: Path) -> None:
     store = EventStore(blocker / "e.db")
     with pytest.raises(StoreError, match=f"event store {blocker}/e.db: cannot open"):
         await store.start()
+
+
+async def test_same_id_twice_in_one_batch(tmp_path: Path) -> None:
+    async with EventStore(tmp_path / "e.db") as store:
+        e = deploy(1, "staging", "success", "2026-01-01T00:00:00Z")
+        other = deploy(1, "staging", "failure", "2026-01-01T00:00:00Z")
+        results = await asyncio.gather(store.append(e), store.append(e), store.append(other))
+        assert [r.result for r in results] == ["stored", "duplicate", "conflict"]
+        assert {r.seq for r in results} == {1}
+        assert value(store.samples(), "implmon_deployments_total", environment="staging",
+                     outcome="success") == 1

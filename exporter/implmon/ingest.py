@@ -178,8 +178,12 @@ class Ingest:
     async def _read_body(self, request: web.Request) -> bytes | None:
         """The body, or None when it is over the limit (checked before and while reading)."""
         limit = self.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            return None
+        if request.content_length is not None:
+            if request.content_length > limit:
+                return None
+            if request.content_length == 0:
+                return b""
+            return await request.content.readexactly(request.content_length)
         chunks: list[bytes] = []
         size = 0
         while True:

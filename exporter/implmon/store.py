@@ -33,16 +33,15 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import sqlite3
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from implmon.dora import Histogram, PipelineAggregates
 from implmon.events import Event, dump_event, parse_event
@@ -51,6 +50,7 @@ from implmon.metrics import CATALOGUE, Sample
 __all__ = ["AppendResult", "EventStore", "StoreError", "Synchronous"]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -100,14 +100,21 @@ class AppendResult:
         return self.result != "conflict"
 
 
-_Request = tuple[Event, str, float, "asyncio.Future[AppendResult]", asyncio.AbstractEventLoop]
+_Request = tuple[Event, str, float, "asyncio.Future[AppendResult]"]
+# Queued by the ticker to wake an idle writer for its checkpoint.
+_TICK: Any = ("tick",)
+# What the SQLite thread returns for a batch: (id -> seq) for the new rows, and for ids that
+# were there before, (seq, received, body) of the stored event.
+_Written = tuple[dict[str, int], dict[str, tuple[int, float, str]]]
 
 
 class EventStore:
     """Durable, idempotent event storage plus the pipeline aggregates over it.
 
     ``samples()`` (a :class:`~implmon.component.SampleProvider`) returns the pipeline
-    families and the store's own figures.
+    families and the store's own figures. A store belongs to the event loop that started it;
+    all SQLite work runs on one helper thread, which does nothing else (so it rarely needs the
+    GIL that the loop is using).
     """
 
     def __init__(
@@ -123,10 +130,11 @@ class EventStore:
         self.retention_seconds = retention_seconds
         self.checkpoint_interval = checkpoint_interval
         self.aggregates = PipelineAggregates()
-        self._lock = threading.Lock()  # guards aggregates and the figures below
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._executor: ThreadPoolExecutor | None = None
+        self._writer: asyncio.Task[None] | None = None
         self._conn: sqlite3.Connection | None = None
+        self._last_seq = 0
         self._results: dict[tuple[str, str], float] = {}
         self._commits = 0
         self._batch_hist = Histogram(CATALOGUE["implmon_store_commit_events"].buckets)
@@ -150,25 +158,39 @@ class EventStore:
     ) -> None:
         await self.close()
 
+    async def _db(self, fn: Callable[..., _T], *args: Any) -> _T:
+        assert self._executor is not None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
     async def start(self) -> None:
-        """Open (or create) the file, rebuild the aggregates and start the writer thread."""
-        await asyncio.to_thread(self._open)
-        self._thread = threading.Thread(target=self._run, name="implmon-store", daemon=True)
-        self._thread.start()
+        """Open (or create) the file, rebuild the aggregates and start the writer."""
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="implmon-store")
+        try:
+            await self._db(self._open)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+        self._writer = asyncio.create_task(self._run(), name="implmon-store-writer")
 
     async def close(self) -> None:
         """Commit what is queued, write a checkpoint and close the file."""
-        if self._thread is None or self._closed:
+        if self._writer is None or self._closed:
             return
         self._closed = True
-        self._queue.put(None)
-        await asyncio.to_thread(self._thread.join)
+        self._queue.put_nowait(None)
+        await self._writer
+        await self._maybe_checkpoint(force=True)
+        conn = self._conn
+        if conn is not None:
+            await self._db(conn.close)
+        assert self._executor is not None
+        self._executor.shutdown(wait=True)
 
     def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # The writer thread owns the connection after start; check_same_thread is off only
-            # so that _open (run in a helper thread) can prepare it.
+            # Used only from the executor's single thread; created there too.
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous.value.upper()}")
@@ -193,7 +215,10 @@ class EventStore:
             self.aggregates.apply(parse_event(body), received)
             replayed += 1
         self._dirty = replayed > 0
-        self._count_rows(conn)
+        (self._last_seq,) = conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'"
+        ).fetchone()
+        self._rows, self._oldest = self._count_rows(conn)
         log.info(
             "event store %s: %d events, %d replayed after the checkpoint at seq %d",
             self.path,
@@ -202,121 +227,161 @@ class EventStore:
             upto,
         )
 
-    def _count_rows(self, conn: sqlite3.Connection) -> None:
+    @staticmethod
+    def _count_rows(conn: sqlite3.Connection) -> tuple[int, float | None]:
         rows, oldest = conn.execute("SELECT count(*), min(received) FROM events").fetchone()
-        with self._lock:
-            self._rows = int(rows)
-            self._oldest = float(oldest) if oldest is not None else None
+        return int(rows), float(oldest) if oldest is not None else None
 
     # --- appending --------------------------------------------------------------------------
 
     async def append(self, event: Event, *, received: float | None = None) -> AppendResult:
         """Store the event durably; returns once its transaction has committed."""
-        if self._thread is None or self._closed:
+        if self._writer is None or self._closed:
             raise StoreError(f"event store {self.path}: not running")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[AppendResult] = loop.create_future()
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         body = dump_event(event)
-        self._queue.put((event, body, time.time() if received is None else received, future, loop))
+        self._queue.put_nowait((event, body, time.time() if received is None else received, future))
         return await future
 
-    def _run(self) -> None:
+    async def _run(self) -> None:
+        stop = False
+        # Wakes the writer when it is idle, so that checkpoints happen without traffic too.
+        ticker = asyncio.create_task(self._tick(), name="implmon-store-tick")
+        try:
+            while not stop:
+                stop = await self._write_next()
+        finally:
+            ticker.cancel()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.checkpoint_interval / 2)
+            if self._queue.empty():
+                self._queue.put_nowait(_TICK)
+
+    async def _write_next(self) -> bool:
+        """Write the next batch (whatever is queued); True when asked to stop."""
+        stop = False
+        first = await self._queue.get()
+        if first is _TICK:
+            await self._maybe_checkpoint(force=False)
+            return False
+        batch: list[_Request] = []
+        if first is None:
+            stop = True
+        else:
+            batch.append(first)
+        while len(batch) < MAX_BATCH and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                stop = True
+            elif item is not _TICK:
+                batch.append(item)
+        if batch:
+            await self._write(batch)
+        if not stop:
+            await self._maybe_checkpoint(force=False)
+        return stop
+
+    def _insert(self, rows: list[tuple[str, str, float, str]], after_seq: int) -> _Written:
+        """On the SQLite thread: insert the batch in one transaction; commit."""
         conn = self._conn
         assert conn is not None
-        stop = False
-        while not stop:
-            try:
-                first = self._queue.get(timeout=self.checkpoint_interval / 2)
-            except queue.Empty:
-                self._maybe_checkpoint(conn, force=False)
-                continue
-            batch: list[_Request] = []
-            if first is None:
-                stop = True
-            else:
-                batch.append(first)
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    continue
-                batch.append(item)
-            if batch:
-                self._write(conn, batch)
-            self._maybe_checkpoint(conn, force=stop)
-        conn.close()
-
-    def _write(self, conn: sqlite3.Connection, batch: Sequence[_Request]) -> None:
-        results: list[AppendResult | BaseException] = []
-        fresh: list[tuple[Event, float]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for event, body, received, _f, _l in batch:
-                cur = conn.execute(
-                    "INSERT INTO events (id, kind, received, body) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (id) DO NOTHING",
-                    (event.id, event.kind, received, body),
-                )
-                if cur.rowcount == 1:
-                    assert cur.lastrowid is not None
-                    results.append(AppendResult("stored", cur.lastrowid, event, received))
-                    fresh.append((event, received))
-                    continue
-                seq, orig_received, orig_body = conn.execute(
-                    "SELECT seq, received, body FROM events WHERE id = ?", (event.id,)
-                ).fetchone()
-                result = "duplicate" if orig_body == body else "conflict"
-                results.append(
-                    AppendResult(result, int(seq), parse_event(orig_body), float(orig_received))
-                )
+            conn.executemany(
+                "INSERT INTO events (id, kind, received, body) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                rows,
+            )
+            # Single writer and AUTOINCREMENT: the new rows are exactly those after after_seq.
+            fresh = dict(
+                conn.execute("SELECT id, seq FROM events WHERE seq > ?", (after_seq,)).fetchall()
+            )
+            old: dict[str, tuple[int, float, str]] = {}
+            for event_id, _k, _r, _b in rows:
+                if event_id not in fresh and event_id not in old:
+                    seq, received, body = conn.execute(
+                        "SELECT seq, received, body FROM events WHERE id = ?", (event_id,)
+                    ).fetchone()
+                    old[event_id] = (int(seq), float(received), str(body))
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.error("event store %s: write of %d events failed: %s", self.path, len(batch), exc)
+        except sqlite3.Error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            err = StoreError(f"event store {self.path}: write failed: {exc}")
-            results = [err] * len(batch)
-            fresh = []
-        with self._lock:
-            for event, received in fresh:
-                self.aggregates.apply(event, received)
-            for (event, *_rest), res in zip(batch, results, strict=True):
-                key = (event.kind, res.result if isinstance(res, AppendResult) else "error")
-                self._results[key] = self._results.get(key, 0.0) + 1.0
-            if fresh:
-                self._dirty = True
-                self._rows += len(fresh)
-                if self._oldest is None:
-                    self._oldest = fresh[0][1]
-            self._commits += 1
-            self._batch_hist.observe(float(len(batch)), None, 0.0)
-        # One wake-up per loop for the whole batch.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, AppendResult | BaseException]]]
-        by_loop = {}
-        for (_e, _b, _r, future, loop), res in zip(batch, results, strict=True):
-            by_loop.setdefault(loop, []).append((future, res))
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve, items)
-            except RuntimeError:  # the caller's loop has closed: nobody is waiting any more
-                log.debug("event store %s: a caller's event loop closed before its ack", self.path)
+            raise
+        return fresh, old
 
-    def _maybe_checkpoint(self, conn: sqlite3.Connection, *, force: bool) -> None:
+    async def _write(self, batch: Sequence[_Request]) -> None:
+        rows = [(e.id, e.kind, received, body) for e, body, received, _f in batch]
+        try:
+            fresh, old = await self._db(self._insert, rows, self._last_seq)
+        except sqlite3.Error as exc:
+            log.error("event store %s: write of %d events failed: %s", self.path, len(batch), exc)
+            err = StoreError(f"event store {self.path}: write failed: {exc}")
+            for _e, _b, _r, future in batch:
+                if not future.done():
+                    future.set_exception(err)
+                self._count(_e.kind, "error")
+            return
+        if fresh:
+            self._last_seq = max(fresh.values())
+            self._dirty = True
+            self._rows += len(fresh)
+            if self._oldest is None:
+                self._oldest = batch[0][2]
+        self._commits += 1
+        self._batch_hist.observe(float(len(batch)), None, 0.0)
+        # The first request carrying a new id stored it; a repeat in the same batch is a dup.
+        first: dict[str, tuple[int, float, str]] = {}
+        for event, body, received, future in batch:
+            seq = fresh.get(event.id)
+            if seq is not None and event.id not in first:
+                first[event.id] = (seq, received, body)
+                self.aggregates.apply(event, received)
+                res = AppendResult("stored", seq, event, received)
+            else:
+                orig_seq, orig_received, orig_body = first.get(event.id) or old[event.id]
+                res = AppendResult(
+                    "duplicate" if orig_body == body else "conflict",
+                    orig_seq,
+                    parse_event(orig_body),
+                    orig_received,
+                )
+            self._count(event.kind, res.result)
+            if not future.done():  # done: the request was cancelled; the event is stored
+                future.set_result(res)
+
+    def _count(self, kind: str, result: str) -> None:
+        key = (kind, result)
+        self._results[key] = self._results.get(key, 0.0) + 1.0
+
+    async def _maybe_checkpoint(self, *, force: bool) -> None:
         now = time.monotonic()
         if not self._dirty or (
             not force and now - self._last_checkpoint < self.checkpoint_interval
         ):
             return
         self._last_checkpoint = now
+        # The aggregates as of _last_seq: the writer is not inserting while we are here.
+        state = json.dumps(self.aggregates.to_state(), separators=(",", ":"))
+        self._dirty = False
         try:
-            with self._lock:
-                state = json.dumps(self.aggregates.to_state(), separators=(",", ":"))
-                self._dirty = False
+            pruned, (self._rows, self._oldest) = await self._db(
+                self._checkpoint, state, self._last_seq
+            )
+        except sqlite3.Error as exc:
+            log.error("event store %s: checkpoint failed: %s", self.path, exc)
+            self._dirty = True
+            return
+        if pruned:
+            log.info("event store %s: retention removed %d events", self.path, pruned)
+
+    def _checkpoint(self, state: str, upto: int) -> tuple[int, tuple[int, float | None]]:
+        conn = self._conn
+        assert conn is not None
+        try:
             conn.execute("BEGIN IMMEDIATE")
-            (upto,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
             conn.execute(
                 "INSERT INTO checkpoint (one, upto_seq, written, state) VALUES (1, ?, ?, ?) "
                 "ON CONFLICT (one) DO UPDATE SET upto_seq = excluded.upto_seq, "
@@ -325,21 +390,18 @@ class EventStore:
             )
             pruned = 0
             if self.retention_seconds is not None:
-                cur = conn.execute(
+                pruned = conn.execute(
                     "DELETE FROM events WHERE seq <= ? AND received < ?",
                     (upto, time.time() - self.retention_seconds),
-                )
-                pruned = cur.rowcount
+                ).rowcount
             conn.execute("COMMIT")
-            if pruned:
-                conn.execute("PRAGMA incremental_vacuum")
-                log.info("event store %s: retention removed %d events", self.path, pruned)
-            self._count_rows(conn)
-        except sqlite3.Error as exc:
-            log.error("event store %s: checkpoint failed: %s", self.path, exc)
+        except sqlite3.Error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self._dirty = True
+            raise
+        if pruned:
+            conn.execute("PRAGMA incremental_vacuum")
+        return pruned, self._count_rows(conn)
 
     def checkpoint(self) -> None:
         """Ask the writer to checkpoint (and apply retention) at its next chance."""
@@ -350,17 +412,16 @@ class EventStore:
 
     def samples(self) -> list[Sample]:
         """Pipeline families plus the store's own figures (a SampleProvider)."""
-        with self._lock:
-            out = self.aggregates.samples()
-            for (kind, result), value in self._results.items():
-                out.append(
-                    Sample("implmon_store_events_total", {"kind": kind, "result": result}, value)
-                )
-            out.append(Sample("implmon_store_commits_total", {}, float(self._commits)))
-            out.append(Sample("implmon_store_commit_events", {}, self._batch_hist.value()))
-            out.append(Sample("implmon_store_events", {}, float(self._rows)))
-            if self._oldest is not None:
-                out.append(Sample("implmon_store_oldest_event_timestamp_seconds", {}, self._oldest))
+        out = self.aggregates.samples()
+        for (kind, result), value in self._results.items():
+            out.append(
+                Sample("implmon_store_events_total", {"kind": kind, "result": result}, value)
+            )
+        out.append(Sample("implmon_store_commits_total", {}, float(self._commits)))
+        out.append(Sample("implmon_store_commit_events", {}, self._batch_hist.value()))
+        out.append(Sample("implmon_store_events", {}, float(self._rows)))
+        if self._oldest is not None:
+            out.append(Sample("implmon_store_oldest_event_timestamp_seconds", {}, self._oldest))
         size = 0
         for suffix in ("", "-wal"):
             with contextlib.suppress(OSError):  # the WAL may not exist (yet)
@@ -379,13 +440,3 @@ class EventStore:
         finally:
             conn.close()
         return [(int(s), float(r), parse_event(b)) for s, r, b in rows]
-
-
-def _resolve(items: list[tuple[Any, AppendResult | BaseException]]) -> None:
-    for future, res in items:
-        if future.done():  # the request was cancelled (client went away); the event is stored
-            continue
-        if isinstance(res, BaseException):
-            future.set_exception(res)
-        else:
-            future.set_result(res)

@@ -197,10 +197,14 @@ def configure_telemetry(
             telemetry.metric_exporters.append(name)
         except Exception:
             log.exception("OpenTelemetry metric exporter %s could not start", name)
-    telemetry.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    # Without a reader nobody would see the SDK's aggregates: leave the API's no-op meter (the
+    # store-backed /metrics counts the same events).
+    if readers:
+        telemetry.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     if set_global:
         trace.set_tracer_provider(tracer_provider)
-        metrics.set_meter_provider(telemetry.meter_provider)
+        if telemetry.meter_provider is not None:
+            metrics.set_meter_provider(telemetry.meter_provider)
     log.info(
         "OpenTelemetry: service %s, span exporters %s, metric exporters %s",
         resource.attributes.get(SERVICE_NAME),
