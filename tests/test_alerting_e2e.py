@@ -15,7 +15,6 @@ become 1s; scrapes, evaluations and monitor cycles are 1s; webhooks point at the
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 import urllib.request
@@ -26,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from implmon import webhook
 from implmon.alerter import RUNBOOK_BASE
 from implmon.demo import DEMO_COMPONENTS, demo_config
 from implmon.stack import (
-    REPO,
     Process,
-    alertmanager_config,
     free_port,
     free_port_block,
     prometheus_config,
@@ -58,19 +56,11 @@ RULE_FOR = "3s"
 
 
 def fast_rules(target: Path) -> Path:
-    """rules/*.yml copied to ``target`` with every ``for: 1m`` shortened to RULE_FOR."""
-    target.mkdir(parents=True, exist_ok=True)
-    for path in sorted((REPO / "rules").glob("*.yml")):
-        text = re.sub(r"(?m)^(\s+for:\s*)1m\s*$", rf"\g<1>{RULE_FOR}", path.read_text())
-        (target / path.name).write_text(text)
-    return target
+    return webhook.fast_rules(target, for_=RULE_FOR)
 
 
 def fast_alertmanager(webhook_url: str) -> str:
-    """alerting/alertmanager.yml with its webhooks at ``webhook_url`` and 1s group timings."""
-    text = alertmanager_config(webhook_url)
-    text = re.sub(r"(?m)^(\s+group_wait:\s*)\S+", r"\g<1>1s", text)
-    return re.sub(r"(?m)^(\s+group_interval:\s*)\S+", r"\g<1>1s", text)
+    return webhook.fast_alertmanager_config(webhook_url, group_wait="1s", group_interval="1s")
 
 
 @dataclass

@@ -14,20 +14,47 @@ is the last path segment, and in the payload.
 >>> receiver.wait_for(lambda n: n.receiver == "page", timeout=5).status
 'firing'
 >>> receiver.stop()
+
+Also here: the two substitutions the alerting tests and ``bench/alert_latency.py`` apply to the
+repository's own files to make them fast (:func:`fast_rules`, :func:`fast_alertmanager_config`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Notification", "WebhookReceiver"]
+from implmon.stack import REPO, alertmanager_config
+
+__all__ = ["Notification", "WebhookReceiver", "fast_alertmanager_config", "fast_rules"]
+
+
+def fast_rules(target: Path, for_: str = "3s", source: Path | None = None) -> Path:
+    """``rules/*.yml`` copied to ``target`` with every ``for: 1m`` shortened to ``for_``
+    (nothing else changes); returns ``target``, for Prometheus's ``rule_files``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted((source or REPO / "rules").glob("*.yml")):
+        text = re.sub(r"(?m)^(\s+for:\s*)1m\s*$", rf"\g<1>{for_}", path.read_text())
+        (target / path.name).write_text(text)
+    return target
+
+
+def fast_alertmanager_config(
+    webhook_url: str, group_wait: str = "1s", group_interval: str = "1s"
+) -> str:
+    """``alerting/alertmanager.yml`` with its webhooks at ``webhook_url`` and every
+    ``group_wait``/``group_interval`` replaced (nothing else changes)."""
+    text = alertmanager_config(webhook_url)
+    text = re.sub(r"(?m)^(\s+group_wait:\s*)\S+", rf"\g<1>{group_wait}", text)
+    return re.sub(r"(?m)^(\s+group_interval:\s*)\S+", rf"\g<1>{group_interval}", text)
 
 
 @dataclass(frozen=True, slots=True)
