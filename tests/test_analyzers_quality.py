@@ -19,6 +19,7 @@ from implmon.components.analyzers.quality_gate import (
     QualityGateAnalyzer,
     QualityGateSettings,
     evaluate_gate,
+    gate_hook,
 )
 from implmon.components.analyzers.trend import TrendAnalyzer, TrendSettings
 from implmon.components.collectors.coverage import CoverageCollector
@@ -204,3 +205,42 @@ def test_trend_flags_coverage_and_test_count_drops(tmp_path: Path) -> None:
     third, third_findings, _, _ = run("clamp")
     assert not third_findings
     assert qr.value(third, "implmon_quality_tests_change", suite="unit") == 0
+
+
+async def test_validator_fails_a_build_on_the_same_gate(reports: Reports) -> None:
+    """The real ImplementationValidator with the gate as its quality hook, over the same files."""
+    from implmon.events import ValidationOutcome, ValidationType
+    from implmon.validator import ImplementationValidator
+
+    files = {
+        "junit": [reports.root / "junit-integration.xml"],
+        "coverage": [reports.root / "coverage.xml"],
+        "sarif": [reports.root / "ruff.sarif"],
+    }
+    facts = QualityFacts.from_reports(**files)
+    assert facts.failed_tests is not None and facts.line_coverage is not None
+    lenient = GateThresholds(
+        max_failed_tests=facts.failed_tests, min_line_coverage=facts.line_coverage
+    )
+    strict = GateThresholds(max_failed_tests=0, min_line_coverage=facts.line_coverage)
+    passing = ImplementationValidator(
+        component=None, system=None, quality=gate_hook(lenient, **files)
+    )
+    failing = ImplementationValidator(
+        component=None, system=None, quality=gate_hook(strict, **files)
+    )
+    assert (await passing.validate_implementation([])).passed
+    report = await failing.validate_implementation([])
+    result = report.results[ValidationType.QUALITY]
+    assert result.outcome is ValidationOutcome.FAILED
+    assert [(c.outcome, c.detail) for c in result.checks] == [
+        (ValidationOutcome.PASSED, f"line coverage {facts.line_coverage:.1%}"),
+        (ValidationOutcome.FAILED, f"failed tests {facts.failed_tests} exceed 0"),
+    ]
+    # An unreadable report: the check could not run, which is "error", not "passed".
+    (reports.root / "empty.xml").write_bytes(b"")
+    broken = ImplementationValidator(
+        component=None, system=None, quality=gate_hook(strict, junit=[reports.root / "empty.xml"])
+    )
+    report = await broken.validate_implementation([])
+    assert report.results[ValidationType.QUALITY].outcome is ValidationOutcome.ERROR

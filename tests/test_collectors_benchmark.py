@@ -19,6 +19,7 @@ from implmon.components.analyzers.regression import (
     RegressionSettings,
     compare_to_baseline,
     load_baseline,
+    regression_hook,
 )
 from implmon.components.collectors.benchmark import BenchmarkCollector, load_benchmark_stats
 
@@ -147,3 +148,23 @@ def test_flat_baseline_file_and_bad_baseline(tmp_path: Path) -> None:
             RegressionSettings(kind="regression", name="perf", baseline=Path("broken.json")),
             base_dir=tmp_path,
         )
+
+
+async def test_validator_performance_validation(runs: dict[str, Path]) -> None:
+    """The real ImplementationValidator with the baseline comparison as its performance hook."""
+    from implmon.events import ValidationOutcome, ValidationType
+    from implmon.validator import ImplementationValidator
+
+    def validator(run: str) -> ImplementationValidator:
+        return ImplementationValidator(
+            component=None,
+            system=None,
+            performance=regression_hook(runs[run], runs["baseline"], tolerance=TOLERANCE),
+        )
+
+    slow = await validator("slow30").validate_implementation([])
+    assert slow.results[ValidationType.PERFORMANCE].outcome is ValidationOutcome.FAILED
+    fine = await validator("slow3").validate_implementation([])
+    assert fine.results[ValidationType.PERFORMANCE].outcome is ValidationOutcome.PASSED
+    (check,) = fine.results[ValidationType.PERFORMANCE].checks
+    assert check.name == "benchmark benchmarks/test_bench.py::test_sleepy min <= baseline + 10%"

@@ -14,7 +14,8 @@ A threshold with no data to check (no coverage report, say) is a violation when
 ``require_reports`` is true, the default: a gate that cannot see is not a gate that passed.
 
 The evaluation is a plain function, :func:`evaluate_gate`, for the ``ImplementationValidator``'s
-quality validation, which fails a build on the same gate::
+quality validation, which fails a build on the same gate (:func:`gate_hook` wraps it as the
+validator's ``quality`` hook)::
 
     from implmon.components.analyzers.quality_gate import (
         GateThresholds, QualityFacts, evaluate_gate)
@@ -34,10 +35,11 @@ quality validation, which fails a build on the same gate::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -59,6 +61,9 @@ from implmon.components.collectors.sarif import (
 from implmon.events import BuildType
 from implmon.metrics import Sample
 
+if TYPE_CHECKING:  # the validator is imported when a hook runs, not with the analyzer
+    from implmon.validator import Check
+
 __all__ = [
     "GateCheck",
     "GateResult",
@@ -67,6 +72,7 @@ __all__ = [
     "QualityGateAnalyzer",
     "QualityGateSettings",
     "evaluate_gate",
+    "gate_hook",
 ]
 
 SEVERITIES = SECURITY_SEVERITIES + CODE_SEVERITIES
@@ -234,6 +240,42 @@ def evaluate_gate(thresholds: GateThresholds, facts: QualityFacts) -> GateResult
         else:
             checks.append(GateCheck(name, True, f"{severity} findings {count}"))
     return GateResult(tuple(checks))
+
+
+def gate_hook(
+    thresholds: GateThresholds,
+    *,
+    junit: Iterable[Path] = (),
+    coverage: Iterable[Path] = (),
+    sarif: Iterable[Path] = (),
+) -> Callable[[object], Awaitable[list[Check]]]:
+    """A quality validation hook for :class:`~implmon.validator.ImplementationValidator`: the
+    gate over report files, read when the validation runs, one ``Check`` per threshold.
+
+    An unusable report raises (the validator records ``error``: the check could not run).
+
+    >>> from implmon.validator import ImplementationValidator
+    >>> validator = ImplementationValidator(quality=gate_hook(GateThresholds(max_failed_tests=0)))
+    """
+    paths = (list(junit), list(coverage), list(sarif))
+
+    async def quality_gate(_implementation: object) -> list[Check]:
+        from implmon.events import ValidationOutcome
+        from implmon.validator import Check
+
+        facts = await asyncio.to_thread(
+            QualityFacts.from_reports, junit=paths[0], coverage=paths[1], sarif=paths[2]
+        )
+        return [
+            Check(
+                f"quality gate: {c.name}",
+                ValidationOutcome.PASSED if c.passed else ValidationOutcome.FAILED,
+                c.detail,
+            )
+            for c in evaluate_gate(thresholds, facts).checks
+        ]
+
+    return quality_gate
 
 
 class QualityGateSettings(ComponentSettings):

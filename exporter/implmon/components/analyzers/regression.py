@@ -31,6 +31,8 @@ validation::
                                  tolerance=0.10)
     failed = [c for c in result if c.regressed]
 
+or, as the validator's ``performance`` hook, :func:`regression_hook`.
+
 >>> [c.regressed for c in compare_to_baseline([{"a": 1.3}, {"a": 1.03}], {"a": 1.0})]
 [False]
 >>> [round(c.ratio, 2) for c in compare_to_baseline([{"a": 1.3}, {"a": 1.3}], {"a": 1.0},
@@ -40,12 +42,13 @@ validation::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import Field, model_validator
@@ -63,12 +66,16 @@ from implmon.components.collectors.reports import ReportError, load_json, read_r
 from implmon.config import ConfigPath
 from implmon.metrics import Sample
 
+if TYPE_CHECKING:  # the validator is imported when a hook runs, not with the analyzer
+    from implmon.validator import Check
+
 __all__ = [
     "Comparison",
     "RegressionAnalyzer",
     "RegressionSettings",
     "compare_to_baseline",
     "load_baseline",
+    "regression_hook",
 ]
 
 log = logging.getLogger("implmon.analyzers.regression")
@@ -143,6 +150,41 @@ def load_baseline(
             raise ReportError(f"baseline of {name!r} is not a number of seconds: {seconds!r}")
         out[str(name)] = float(seconds)
     return out
+
+
+def regression_hook(
+    results: Path,
+    baseline: Path,
+    *,
+    statistic: Literal["min", "median", "mean"] = "min",
+    tolerance: float = 0.10,
+    label: Literal["fullname", "name"] = "fullname",
+) -> Callable[[object], Awaitable[list[Check]]]:
+    """A performance validation hook for :class:`~implmon.validator.ImplementationValidator`:
+    a pytest-benchmark results file against a baseline file, one ``Check`` per benchmark in
+    both. One run is what a build has, so one run over the tolerance fails it.
+
+    >>> from implmon.validator import ImplementationValidator
+    >>> validator = ImplementationValidator(
+    ...     performance=regression_hook(Path("bench.json"), Path("baseline.json")))
+    """
+
+    async def benchmark_regression(_implementation: object) -> list[Check]:
+        from implmon.events import ValidationOutcome
+        from implmon.validator import Check
+
+        current = await asyncio.to_thread(load_benchmark_stats, results, statistic, label=label)
+        base = await asyncio.to_thread(load_baseline, baseline, statistic, label=label)
+        return [
+            Check(
+                f"benchmark {c.benchmark} {statistic} <= baseline + {tolerance:.0%}",
+                ValidationOutcome.FAILED if c.regressed else ValidationOutcome.PASSED,
+                f"ratio {c.ratio:.3f} ({c.current:.6g}s against {c.baseline:.6g}s)",
+            )
+            for c in compare_to_baseline([current], base, tolerance=tolerance)
+        ]
+
+    return benchmark_regression
 
 
 class RegressionSettings(ComponentSettings):
