@@ -58,6 +58,10 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "not_a_mapping.yaml": ["1: must be a mapping of settings"],
     "unknown_top_level_key.yaml": ["2: scrape_interval: unknown key"],
+    "duplicate_key.yaml": [
+        "8: collectors[0].targets: duplicate key (first at line 5)",
+        "11: interval: duplicate key (first at line 1)",
+    ],
     "wrong_type.yaml": [
         "3: alerting.queue_capacity: Input should be a valid integer, "
         "unable to parse string as an integer",

@@ -242,6 +242,28 @@ def _line_index(node: yaml.Node, path: tuple[str | int, ...], out: dict[Any, int
             _line_index(item, (*path, i), out)
 
 
+def _duplicate_keys(node: yaml.Node, path: tuple[str | int, ...], problems: list[Problem]) -> None:
+    """A key given twice in one mapping (YAML loaders silently keep the last one)."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if key.value in first:
+                problems.append(
+                    Problem(
+                        _dotted((*path, key.value)),
+                        f"duplicate key (first at line {first[key.value]})",
+                        line,
+                    )
+                )
+            else:
+                first[key.value] = line
+            _duplicate_keys(value, (*path, key.value), problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _duplicate_keys(item, (*path, i), problems)
+
+
 def _expand_env(
     data: Any,
     path: tuple[str | int, ...],
@@ -344,10 +366,10 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigError(name, [Problem("", "must be a mapping of settings", 1)])
     lines: dict[Any, int] = {}
+    problems: list[Problem] = []
     if node is not None:
         _line_index(node, (), lines)
-
-    problems: list[Problem] = []
+        _duplicate_keys(node, (), problems)
     data = _expand_env(data, (), os.environ if env is None else env, lines, problems)
 
     registry = registry or ComponentRegistry.default()
@@ -462,9 +484,10 @@ def load_model(path: str | Path, model: type[M]) -> M:
             ],
         ) from None
     lines: dict[Any, int] = {}
+    problems: list[Problem] = []
     if node is not None:
         _line_index(node, (), lines)
-    problems: list[Problem] = []
+        _duplicate_keys(node, (), problems)
     data = _expand_env(data, (), os.environ, lines, problems)
     try:
         result = model.model_validate(data, context={"base_dir": source.resolve().parent})
