@@ -39,7 +39,10 @@ from implmon.stack import Process, free_port, start_exporter
 TOKEN = "bench-token"
 
 
-def event_body(event_id: str, i: int) -> bytes:
+def event_body(event_id: str) -> bytes:
+    """The event for an id ("<prefix>-<n>"): the same id always gives the same event, so a
+    retry is a duplicate, not a conflict."""
+    i = int(event_id.rsplit("-", 1)[1])
     return json.dumps({
         "kind": "deployment", "id": event_id,
         "environment": ("development", "testing", "staging", "production")[i % 4],
@@ -64,14 +67,14 @@ class ClientResult:
     statuses: dict[int, int] = field(default_factory=dict)
 
 
-async def _connection(port: int, ids: list[str], offset: int, out: ClientResult,
+async def _connection(port: int, ids: list[str], out: ClientResult,
                       deadline: float) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        for n, event_id in enumerate(ids):
+        for event_id in ids:
             if time.monotonic() > deadline:
                 break
-            payload = request_bytes(port, event_body(event_id, offset + n))
+            payload = request_bytes(port, event_body(event_id))
             t0 = time.perf_counter()
             writer.write(payload)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -91,16 +94,15 @@ async def _connection(port: int, ids: list[str], offset: int, out: ClientResult,
         writer.close()
 
 
-def _client(args: tuple[int, list[str], int, int, float, Any]) -> None:
-    port, ids, offset, connections, duration, queue = args
+def _client(args: tuple[int, list[str], int, float, Any]) -> None:
+    port, ids, connections, duration, queue = args
     out = ClientResult()
     deadline = time.monotonic() + duration
 
     async def main() -> None:
         per = [ids[i::connections] for i in range(connections)]
         await asyncio.gather(*(
-            _connection(port, chunk, offset + i * len(chunk), out, deadline)
-            for i, chunk in enumerate(per)
+            _connection(port, chunk, out, deadline) for chunk in per
         ))
 
     asyncio.run(main())
@@ -114,9 +116,8 @@ def drive(port: int, ids: list[str], *, processes: int, connections: int,
     queue = ctx.Queue()
     shards = [ids[i::processes] for i in range(processes)]
     procs = [
-        ctx.Process(target=_client, args=((port, shard, i * 1_000_000, connections, duration,
-                                           queue),))
-        for i, shard in enumerate(shards)
+        ctx.Process(target=_client, args=((port, shard, connections, duration, queue),))
+        for shard in shards
     ]
     t0 = time.perf_counter()
     for p in procs:
