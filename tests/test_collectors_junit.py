@@ -185,3 +185,32 @@ def test_other_writers_dialects(name: str) -> None:
         assert parsed.counts["error"] == int(element.get("errors", "0"))
         if element.get("skipped") is not None:
             assert parsed.counts["skipped"] == int(element.get("skipped", "-1"))
+
+
+def test_suites_are_capped_failures_first(tmp_path: Path) -> None:
+    """Many suites (as Surefire writes, one file per class): the failing ones keep their label,
+    the rest add up under "other", and no test is lost from the totals."""
+    sizes = {f"com.example.Test{i:02d}": i % 4 + 1 for i in range(12)}
+    failing = "com.example.Test07"
+    for name, n in sizes.items():
+        cases = "".join(
+            f'<testcase name="t{j}" classname="{name}" time="0.1">'
+            + ("<failure/>" if name == failing and j == 0 else "")
+            + "</testcase>"
+            for j in range(n)
+        )
+        (tmp_path / f"TEST-{name}.xml").write_text(
+            f'<testsuite name="{name}" tests="{n}">{cases}</testsuite>'
+        )
+    samples = collector(tmp_path, max_suites=4).collect_now()
+    suites = {s.labels["suite"] for s in samples if s.metric == "implmon_quality_tests"}
+    assert len(suites) == 4 and failing in suites and "other" in suites
+    total = sum(s.value for s in samples if s.metric == "implmon_quality_tests")
+    assert total == sum(sizes.values())
+    failed = sum(
+        s.value
+        for s in samples
+        if s.metric == "implmon_quality_tests" and s.labels["result"] == "failed"
+    )
+    assert failed == 1
+    assert qr.value(samples, "implmon_quality_tests", suite=failing, result="failed") == 1

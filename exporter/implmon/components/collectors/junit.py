@@ -11,7 +11,9 @@ included), anything else passed. A suite with no cases counts from its attribute
 
 Suites with the same label in several files add up. The label is the suite's ``name``
 (``suite_label: name``) or the report file's stem (``suite_label: file``, for pytest, which
-names every suite "pytest" unless ``-o junit_suite_name=...`` is given).
+names every suite "pytest" unless ``-o junit_suite_name=...`` is given). At most
+``max_suites`` labels are exported (suites with failures first, then the biggest); the rest
+add up under ``other_suite``, so a Surefire project with a thousand test classes stays bounded.
 
 Exported: ``implmon_quality_tests{suite,result}`` for result passed, failed, error, skipped
 (zeros included, so an alert on failures resolves), ``implmon_quality_suite_duration_seconds``;
@@ -199,6 +201,10 @@ class JUnitCollector(ReportCollector[JUnitReport]):
     class Settings(ReportSettings):
         suite_label: Literal["name", "file"] = "name"
         """Label suites by their ``name`` attribute or by the report file's stem."""
+        max_suites: int = Field(default=100, ge=1, le=10000)
+        """At most this many suite labels: suites with failures first, then the biggest; the
+        rest add up under ``other_suite`` (Surefire writes one suite per test class)."""
+        other_suite: str = "other"
         per_test: bool = False
         """Also export one series per test (failing first, then slowest), at most max_tests."""
         max_tests: int = Field(default=50, ge=1, le=1000)
@@ -218,6 +224,7 @@ class JUnitCollector(ReportCollector[JUnitReport]):
                     total[result] += suite.counts[result]
                 durations[label] = durations.get(label, 0.0) + suite.duration
                 cases.extend((label, case) for case in suite.cases)
+        counts, durations = self._cap_suites(counts, durations)
         out: list[Sample] = []
         for label in sorted(counts):
             for result in RESULTS:
@@ -234,6 +241,33 @@ class JUnitCollector(ReportCollector[JUnitReport]):
         if self.settings.per_test:
             out.extend(self._per_test(cases))
         return out
+
+    def _cap_suites(
+        self, counts: dict[str, dict[str, int]], durations: dict[str, float]
+    ) -> tuple[dict[str, dict[str, int]], dict[str, float]]:
+        limit = self.settings.max_suites
+        if len(counts) <= limit:
+            return counts, durations
+        ranked = sorted(
+            counts,
+            key=lambda s: (
+                -(counts[s]["failed"] + counts[s]["error"]),
+                -sum(counts[s].values()),
+                s,
+            ),
+        )
+        kept = ranked[: limit - 1]  # the last label is the "other" bucket
+        other = self.settings.other_suite
+        capped = {s: counts[s] for s in kept}
+        capped_durations = {s: durations[s] for s in kept}
+        rest = capped.setdefault(other, dict.fromkeys(RESULTS, 0))
+        if other in kept:  # a real suite called "other": add to a copy, not to its counts
+            rest = capped[other] = dict(rest)
+        for suite in ranked[limit - 1 :]:
+            for result in RESULTS:
+                rest[result] += counts[suite][result]
+            capped_durations[other] = capped_durations.get(other, 0.0) + durations[suite]
+        return capped, capped_durations
 
     def _per_test(self, cases: list[tuple[str, TestCaseResult]]) -> list[Sample]:
         def failing(case: TestCaseResult) -> bool:
