@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -395,3 +398,39 @@ async def test_no_authorization_header_without_a_token(server: Server) -> None:
         == 401
     )
     assert "Authorization" not in server.seen_headers[-1]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+async def test_https_target_and_insecure_skip_verify(tmp_path: Path) -> None:
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        cwd=tmp_path, check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    srv = Server("")
+    runner = web.AppRunner(_app(srv), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ctx).start()
+    target = {"url": f"https://127.0.0.1:{port}/health/pass", "component": "c"}
+    try:
+        # The self-signed certificate is not trusted: the probe fails before any HTTP.
+        verified = await _collect_once(_collector([target]))
+        assert health_of(verified, "c") == "fail"
+        assert (
+            value(
+                verified,
+                "implmon_component_probe_http_status_code",
+                component="c",
+                type="collector",
+            )
+            == 0
+        )
+        insecure = await _collect_once(_collector([target], tls_insecure_skip_verify=True))
+        assert health_of(insecure, "c") == "pass"
+        assert info_version(insecure, "c") == "2.0.0"
+    finally:
+        await runner.cleanup()
