@@ -25,9 +25,9 @@ def coverage_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     return root, json.loads((root / "coverage.json").read_text())
 
 
-def collector(base: Path, **settings: object) -> CoverageCollector:
+def collector(base: Path, name: str = "coverage.xml", **settings: object) -> CoverageCollector:
     return CoverageCollector(
-        CoverageCollector.Settings(kind="coverage", name="cov", paths=["coverage.xml"], **settings),
+        CoverageCollector.Settings(kind="coverage", name="cov", paths=[name], **settings),
         base_dir=base,
     )
 
@@ -110,3 +110,30 @@ def test_no_branch_series_without_branch_data(tmp_path: Path) -> None:
     samples = collector(tmp_path).collect_now()
     kinds = {s.labels["kind"] for s in samples if s.metric == "implmon_quality_coverage_ratio"}
     assert kinds == {"line"}
+
+
+def test_gcovr_shape_with_doctype_and_seconds_timestamp() -> None:
+    """A hand-written sample of gcovr's Cobertura (labelled so in the file): its DOCTYPE is
+    accepted (never fetched), its seconds timestamp is not taken for milliseconds, and the
+    per-component figures add up to the root's counts."""
+    path = qr.STATIC_REPORTS / "gcovr-cobertura.xml"
+    samples = collector(
+        path.parent,
+        path.name,
+        components={"src.util": "util", "src": "core"},
+    ).collect_now()
+    root = ET.parse(path).getroot()
+    assert qr.value(samples, "implmon_quality_report_timestamp_seconds", source="cov") == (
+        float(root.get("timestamp", "nan"))
+    )
+    assert qr.value(samples, "implmon_quality_coverage_ratio", component="all", kind="line") == (
+        int(root.get("lines-covered", "0")) / int(root.get("lines-valid", "1"))
+    )
+    lines = {
+        package.get("name"): [int(line.get("hits", "0")) > 0 for line in package.iter("line")]
+        for package in root.iter("package")
+    }
+    assert qr.value(samples, "implmon_quality_coverage_ratio", component="util", kind="line") == (
+        sum(lines["src.util"]) / len(lines["src.util"])
+    )
+    assert sum(map(len, lines.values())) == int(root.get("lines-valid", "0"))
