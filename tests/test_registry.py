@@ -320,3 +320,26 @@ def test_check_config_finds_the_plugin_through_the_console_script(
     assert len(warnings) == 2
     assert any("component kind broken " in line and "failed to load" in line for line in warnings)
     assert any("component kind not_a_component is not usable" in line for line in warnings)
+
+
+def test_a_kind_claimed_by_two_distributions_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A plugin that also calls itself "system": which one won depended on sys.path order.
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    (site / "implmon_test_shadow.py").write_text(
+        "from implmon.components.collectors.system import SystemCollector\n\n\n"
+        "class Shadow(SystemCollector):\n    pass\n"
+    )
+    _distribution(site, "implmon_test_shadow", {"system": "implmon_test_shadow:Shadow"})
+    monkeypatch.syspath_prepend(str(site))
+    registry = ComponentRegistry.from_entry_points()
+    sys.modules.pop("implmon_test_shadow", None)
+    built_in = "implmon.components.collectors.system:SystemCollector"
+    both = ", ".join(sorted([built_in, "implmon_test_shadow:Shadow"]))
+    assert registry.broken == {"system": f"registered more than once: {both}"}
+    assert "system" not in registry.kinds()
+    with pytest.raises(UnknownKindError, match=r"kind 'system' failed to load \(registered more"):
+        registry.get("system", Role.COLLECTOR)
+    assert "http_probe" in registry.kinds(Role.COLLECTOR)

@@ -52,7 +52,18 @@ class ComponentRegistry:
     @classmethod
     def from_entry_points(cls, group: str = ENTRY_POINT_GROUP) -> ComponentRegistry:
         registry = cls()
+        # Two installed distributions claiming one kind name: which would win depends on
+        # sys.path order, so neither does (the same entry point found twice is harmless).
+        values: dict[str, set[str]] = {}
         for ep in entry_points(group=group):
+            values.setdefault(ep.name, set()).add(ep.value)
+        for name, found in values.items():
+            if len(found) > 1:
+                registry.broken[name] = f"registered more than once: {', '.join(sorted(found))}"
+                log.warning("component kind %s is %s", name, registry.broken[name])
+        for ep in entry_points(group=group):
+            if ep.name in registry.broken:
+                continue
             try:
                 kind = ep.load()
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
