@@ -11,7 +11,13 @@ all real:
 - pipeline events (builds, deployments with commit times, validations, an incident) posted to
   the exporter's ingest API, so the DORA histograms have observations;
 - a real Alertmanager (``alerting/alertmanager.yml``) the exporter's alert stage delivers to;
+- a third-party processor plugin (installed for the exporter process through a real
+  ``implmon.components`` entry point) that fails every other cycle, as buggy plugins do, so
+  the error accounting has something to count;
 - a real Prometheus scraping the exporter every second with ``rules/`` loaded.
+
+Test modules load this file as a plugin (``pytest_plugins = ["full_stack"]``), so the
+session-scoped :func:`full_stack_session` fixture is started once for all of them.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import quality_reports as qr
 import yaml
 from implmon.demo import demo_config
@@ -88,6 +95,17 @@ class FullStack:
             result = json.loads(err.read())
         return result
 
+    def query_range(self, promql: str, seconds: float, step: float) -> dict[str, Any]:
+        """Prometheus's answer to a range query over the last ``seconds``."""
+        end = time.time()
+        params = {"query": promql, "start": end - seconds, "end": end, "step": step}
+        url = f"{self.prometheus_url}/api/v1/query_range?" + urllib.parse.urlencode(params)
+        try:
+            result: dict[str, Any] = http_json(url)
+        except urllib.error.HTTPError as err:
+            result = json.loads(err.read())
+        return result
+
     def label_values(self, label: str, match: str) -> list[str]:
         url = f"{self.prometheus_url}/api/v1/label/{label}/values?" + urllib.parse.urlencode(
             {"match[]": match}
@@ -114,10 +132,51 @@ def write_reports(project: Path, reports: Path, *, partial: bool) -> None:
     )  # fmt: skip
     qr.run(project, ["-m", "coverage", "xml", "-o", str(reports / "coverage.xml")])
     if not partial:
+        # SAMPLE_FAIL=1: the integration suite reports a failing test, as a broken build would.
+        qr.pytest_junit(
+            project, "tests_integration", "integration", reports / "junit-integration.xml",
+            env={"SAMPLE_FAIL": "1"},
+        )  # fmt: skip
         qr.ruff_reports(project, reports / "ruff.sarif")
         shutil.copy(qr.STATIC_REPORTS / "bandit.sarif", reports / "bandit.sarif")
         qr.benchmark_json(project, reports / "benchmark.json", seconds=0.001, rounds=5)
         shutil.copy(reports / "benchmark.json", reports / "baseline.json")
+
+
+PLUGIN_MODULE = '''
+"""A processor plugin that raises on every other cycle (for the dashboard tests)."""
+from implmon.component import Processor
+
+
+class FlakyProcessor(Processor):
+    kind = "flaky"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = 0
+
+    def process(self, samples):
+        self.calls += 1
+        if self.calls % 2:
+            raise RuntimeError("flaky plugin failed, as plugins sometimes do")
+        return samples
+'''
+
+
+def install_plugin(directory: Path) -> dict[str, str]:
+    """Write the plugin and its distribution metadata (what pip would install) into
+    ``directory``; returns the environment that puts it on the exporter's path."""
+    directory.mkdir()
+    (directory / "implmon_flaky_plugin.py").write_text(PLUGIN_MODULE)
+    dist = directory / "implmon_flaky_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: implmon-flaky-plugin\nVersion: 1.0\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[implmon.components]\nflaky = implmon_flaky_plugin:FlakyProcessor\n"
+    )
+    return {"PYTHONPATH": str(directory)}
 
 
 def exporter_config(agents_port: int, workdir: Path, alertmanager_port: int) -> str:
@@ -130,7 +189,8 @@ def exporter_config(agents_port: int, workdir: Path, alertmanager_port: int) -> 
     )  # fmt: skip
     reports = workdir / "reports"
     config["collectors"] += [
-        {"kind": "junit", "name": "tests", "paths": [f"{reports}/junit-*.xml"]},
+        {"kind": "junit", "name": "tests", "paths": [f"{reports}/junit-*.xml"],
+         "per_test": True},
         {"kind": "coverage", "name": "coverage", "paths": [f"{reports}/coverage.xml"],
          "components": {"samplepkg": "samplepkg"}},
         {"kind": "sarif", "name": "lint", "paths": [f"{reports}/*.sarif"]},
@@ -145,6 +205,7 @@ def exporter_config(agents_port: int, workdir: Path, alertmanager_port: int) -> 
         {"kind": "trend", "name": "trend", "coverage_source": "coverage",
          "tests_source": "tests"},
     ]  # fmt: skip
+    config["processors"] = [{"kind": "flaky", "name": "flaky"}]
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -194,6 +255,7 @@ def full_stack(workdir: Path) -> Iterator[FullStack]:
     reports.mkdir()
     project = qr.copy_project(workdir)
     write_reports(project, reports, partial=False)
+    plugin_env = install_plugin(workdir / "plugins")
 
     agents_port = port_block(5)
     alertmanager_port, exporter_port, prometheus_port = free_port(), free_port(), free_port()
@@ -209,7 +271,10 @@ def full_stack(workdir: Path) -> Iterator[FullStack]:
         )
         stack.processes.append(
             start_exporter(
-                workdir, exporter_config(agents_port, workdir, alertmanager_port), exporter_port
+                workdir,
+                exporter_config(agents_port, workdir, alertmanager_port),
+                exporter_port,
+                env=plugin_env,
             )
         )
         stack.processes.append(
@@ -241,6 +306,13 @@ def full_stack(workdir: Path) -> Iterator[FullStack]:
     finally:
         for proc in reversed(stack.processes):
             proc.stop()
+
+
+@pytest.fixture(scope="session")
+def full_stack_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullStack]:
+    """The running, fed stack, shared by the dashboard-query and cross-reference tests."""
+    with full_stack(tmp_path_factory.mktemp("full-stack")) as running:
+        yield running
 
 
 def _post(stack: FullStack, events: list[dict[str, Any]]) -> None:

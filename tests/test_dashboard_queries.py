@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from full_stack import FullStack, full_stack, http_json
 from implmon.dashboards.lint import panels
 
+if TYPE_CHECKING:  # imported by pytest as a plugin (below), not here: no double import
+    from full_stack import FullStack
+
+pytest_plugins = ["full_stack"]
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,20 +75,13 @@ def variables() -> Iterator[Any]:
                 yield pytest.param(name, variable, id=f"{name}:${variable['name']}")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullStack]:
-    with full_stack(tmp_path_factory.mktemp("full-stack")) as running:
-        yield running
+@pytest.fixture
+def stack(full_stack_session: FullStack) -> FullStack:
+    return full_stack_session
 
 
 def run(stack: FullStack, expr: str, instant: bool) -> dict[str, Any]:
-    if instant:
-        return stack.query(expr)
-    end = time.time()
-    params = {"query": expr, "start": end - 300, "end": end, "step": 5}
-    url = f"{stack.prometheus_url}/api/v1/query_range?" + urllib.parse.urlencode(params)
-    answer: dict[str, Any] = http_json(url)
-    return answer
+    return stack.query(expr) if instant else stack.query_range(expr, seconds=300, step=5)
 
 
 @pytest.mark.parametrize(("dashboard", "panel", "target"), list(targets()))

@@ -67,6 +67,14 @@ def build() -> Dashboard:
                 links=[Link("Runbook: config reload", runbook("implmonconfigreloadfailed"))],
             ),
             stat(
+                "Since last config load",
+                [Target("time() - max(implmon_config_last_reload_success_timestamp_seconds)")],
+                unit="s",
+                thresholds=thresholds("blue", (86400 * 30, "blue")),
+                description="Time since the configuration was last loaded successfully (start "
+                "or reload).",
+            ),
+            stat(
                 "Collectors failing",
                 [Target("count(implmon_collector_success == 0) or vector(0)")],
                 unit="short",
@@ -278,6 +286,15 @@ def build() -> Dashboard:
                 min=0,
                 max=1,
             ),
+            stat(
+                "Alertmanagers",
+                [Target("implmon_alertmanagers_discovered")],
+                unit="short",
+                thresholds=thresholds("red", (1, "green")),
+                description="Alertmanagers the alert stage sends findings to; 0 means findings "
+                "reach no one.",
+                links=[Link("Runbook: delivery failing", runbook("implmonalertdeliveryfailing"))],
+            ),
         ],
     )
 
@@ -330,6 +347,17 @@ def build() -> Dashboard:
                 description="How many events each durable commit carries; gaps mean no commit "
                 "in the step.",
                 width=8,
+                min=0,
+            ),
+            timeseries(
+                "Store commits",
+                [Target("rate(implmon_store_commits_total[$__rate_interval])", "commits")],
+                unit="ops",
+                thresholds=thresholds("green", (100, "orange")),
+                description="Durable group commits of the event store per second (each "
+                "acknowledges every event it carries).",
+                width=24,
+                show_thresholds=False,
                 min=0,
             ),
             stat(

@@ -129,6 +129,25 @@ def build() -> Dashboard:
                 links=[Link("Runbook: tests disappeared", runbook("implmontestcountdecreased"))],
                 width=6,
             ),
+            table(
+                "Failing tests",
+                [Target("implmon_quality_test_failed == 1")],
+                unit="none",
+                thresholds=thresholds("red", (1, "red")),
+                description="Tests that failed or errored in the latest reports (only for "
+                "collectors with per_test enabled; capped at max_tests).",
+                hide=("Time", "Value", "__name__", "job", "instance"),
+                width=12,
+            ),
+            table(
+                "Slowest tests",
+                [Target("topk(10, implmon_quality_test_duration_seconds)")],
+                unit="s",
+                thresholds=thresholds("green", (1, "orange"), (10, "red")),
+                description="The ten slowest tests in the latest reports (per_test collectors).",
+                hide=("Time", "__name__", "job", "instance"),
+                width=12,
+            ),
         ],
     )
 
@@ -219,6 +238,16 @@ def build() -> Dashboard:
                 thresholds=thresholds("green", (86400, "orange"), (604800, "red")),
                 description="Time since each report source last wrote a report: the figures "
                 "above are as old as this.",
+                width=8,
+                min=0,
+            ),
+            bargauge(
+                "Report files matched",
+                [Target("implmon_quality_report_files", "{{source}}")],
+                unit="short",
+                thresholds=thresholds("red", (1, "green")),
+                description="Files each source's path globs matched: 0 means the tool's report "
+                "is not where the config looks.",
                 width=8,
                 min=0,
             ),
