@@ -27,7 +27,11 @@ __all__ = ["main"]
 
 #: Modules that contribute subcommands: each has ``add_parser(subparsers)`` which registers a
 #: parser whose ``func`` default takes the parsed args and returns an exit code.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("implmon.cli_report", "implmon.cli_event")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "implmon.cli_report",
+    "implmon.cli_event",
+    "implmon.dashboards.cli",
+)
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from grafana_client.api import GrafanaApi
-from grafana_client.client import GrafanaClientError
+from typing import TYPE_CHECKING, Any
 
 from implmon.dashboards.common import Dashboard
+
+if TYPE_CHECKING:
+    # grafana-client comes with the `exporter` extra; imported when a push runs, so that
+    # `implmon --help` works on a bare install.
+    from grafana_client.api import GrafanaApi
 
 __all__ = [
     "DEFAULT_FOLDER_TITLE",
@@ -81,6 +83,8 @@ def credential_from_env(env: Mapping[str, str]) -> str | tuple[str, str] | None:
 
 
 def _ensure_folder(api: GrafanaApi, uid: str, title: str) -> None:
+    from grafana_client.client import GrafanaClientError
+
     try:
         api.folder.get_folder(uid)  # type: ignore[no-untyped-call]
         return
@@ -110,6 +114,12 @@ def push(
     Raises :class:`PushError` at the first dashboard Grafana refuses (with ``overwrite`` off,
     one that already exists), naming it.
     """
+    try:
+        from grafana_client.api import GrafanaApi
+        from grafana_client.client import GrafanaClientError
+    except ImportError as err:
+        raise PushError("grafana-client is not installed: pip install 'implmon[exporter]'") from err
+
     api = GrafanaApi.from_url(url, credential=credential, timeout=timeout)
     _ensure_folder(api, folder_uid, folder_title)
     results: list[PushResult] = []
