@@ -49,7 +49,7 @@ demo: deps
 
 # Regenerate dashboards/*.json from exporter/implmon/dashboards/ (commit the result).
 dashboards: $(STAMP)
-	$(PY) -c 'from implmon.dashboards.generate import write; [print("wrote", p) for p in write()]'
+	$(VENV)/bin/implmon dashboards generate
 
 bench: deps
 	$(PY) bench/scrape.py
