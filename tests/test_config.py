@@ -56,6 +56,7 @@ EXPECTED: dict[str, list[str]] = {
     "invalid_yaml.yaml": [
         "5: invalid YAML: expected <block end>, but found '<block mapping start>'",
     ],
+    "not_utf8.yaml": ["3: not UTF-8 text: byte 0xe9 is invalid here"],
     "not_a_mapping.yaml": ["1: must be a mapping of settings"],
     "unknown_top_level_key.yaml": ["2: scrape_interval: unknown key"],
     "duplicate_key.yaml": [

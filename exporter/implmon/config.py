@@ -338,11 +338,21 @@ def load_config(
 ) -> Config:
     """Read, expand and validate a config file; raise :class:`ConfigError` listing every problem."""
     source = Path(path)
+    return parse_config(_read(source), source, registry, env)
+
+
+def _read(source: Path) -> str:
+    """The file's text, or a ConfigError (unreadable, or not UTF-8: where, not a traceback)."""
     try:
-        text = source.read_text(encoding="utf-8")
+        raw = source.read_bytes()
     except OSError as exc:
         raise ConfigError(str(source), [Problem("", f"cannot read file: {exc.strerror}")]) from None
-    return parse_config(text, source, registry, env)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        problem = Problem("", f"not UTF-8 text: byte 0x{raw[exc.start]:02x} is invalid here", line)
+        raise ConfigError(str(source), [problem]) from None
 
 
 def parse_config(
@@ -465,12 +475,10 @@ def load_model(path: str | Path, model: type[M]) -> M:
     """Validate a small YAML file (e.g. the web config) against ``model``, with the same
     path-and-line errors as the main config; relative paths are relative to the file."""
     source = Path(path)
+    text = _read(source)
     try:
-        text = source.read_text(encoding="utf-8")
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text) or {}
-    except OSError as exc:
-        raise ConfigError(str(source), [Problem("", f"cannot read file: {exc.strerror}")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(
