@@ -70,6 +70,10 @@ EXPECTED: dict[str, list[str]] = {
     "invalid_duration.yaml": [
         "1: interval: '5 seconds' is not a duration like 15s, 1m or 500ms",
     ],
+    "non_finite_duration.yaml": [
+        "1: interval: nan is not a finite duration",
+        "5: collectors[0].probe_timeout: inf is not a finite duration",
+    ],
     "interval_not_positive.yaml": ["1: interval: must be > 0"],
     "section_not_a_list.yaml": ["2: collectors: must be a list of components"],
     "entry_not_a_mapping.yaml": ["4: collectors[1]: must be a mapping with kind and name"],

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -45,6 +46,9 @@ def parse_duration(value: object) -> float:
             raise ValueError(f"{value!r} is not a duration like 15s, 1m or 500ms")
     else:
         raise ValueError("must be a duration like 15s, 1m or 500ms")
+    # YAML reads .nan and .inf as floats; neither can schedule a loop or bound a wait.
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a finite duration")
     if seconds < 0:
         raise ValueError("must not be negative")
     return seconds
