@@ -108,6 +108,10 @@ EXPECTED: dict[str, list[str]] = {
     "secret_value_and_file.yaml": [
         "4: collectors[0].bearer_token: give exactly one of value (e.g. ${TOKEN}) or file",
     ],
+    "invalid_external_url.yaml": [
+        "1: external_url: 'implmon.example.org' is not an http:// or https:// URL",
+        "3: alerting.external_url: '/implmon' is not an http:// or https:// URL",
+    ],
     "invalid_listen_address.yaml": ["2: listen_address: 'localhost' is not host:port"],
     "invalid_regex.yaml": [
         "5: processors[0].drop[0].metric: invalid regular expression "

@@ -178,7 +178,7 @@ class AlertingConfig(StrictModel):
     resend_delay: Duration = 60.0
     queue_capacity: int = Field(default=10000, gt=0)
     # generatorURL of sent alerts; defaults to the exporter's own URL.
-    external_url: str | None = None
+    external_url: HttpURL | None = None
 
 
 class IngestConfig(StrictModel):
@@ -193,7 +193,7 @@ class Config(StrictModel):
 
     interval: Duration = 15.0
     listen_address: ListenAddress | None = None
-    external_url: str | None = None
+    external_url: HttpURL | None = None
     # The default is resolved like a written value: next to the file, not in the process's cwd.
     store_path: ConfigPath = Field(default=Path("implmon.db"), validate_default=True)
     retention: Duration = 90 * 86400.0
