@@ -128,12 +128,15 @@ class ImplementationMonitor:
         providers: Sequence[SampleProvider] = (),
         alert_sink: AlertSink | None = None,
         clock: Callable[[], float] = time.time,
+        after_cycle: Callable[[], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.interval = interval
         self.providers = list(providers)
         self.alert_sink = alert_sink
         self.clock = clock
+        # Process-level housekeeping between cycles (the exporter's GC policy).
+        self.after_cycle = after_cycle
         self.snapshot: Snapshot | None = None
         self.cycles: Counter[str] = Counter()
         self.component_errors: Counter[tuple[str, str]] = Counter()
@@ -181,7 +184,8 @@ class ImplementationMonitor:
                 error = f"{type(exc).__name__}: {exc}"
             else:
                 try:
-                    samples = check_samples(task.result())
+                    # Validation is per sample: off the event loop, so scrapes are not held up.
+                    samples = await asyncio.to_thread(check_samples, task.result())
                 except GarbageError as exc:
                     error = f"returned garbage: {exc}"
         state.duration = time.perf_counter() - start
@@ -274,9 +278,11 @@ class ImplementationMonitor:
         t0 = time.perf_counter()
         collected = await self._collect()
         t1 = time.perf_counter()
-        processed = self._process(collected)
+        # Processors and analyzers are plain functions over every sample: a worker thread
+        # keeps that work (100k samples take a while) from stalling scrapes on the loop.
+        processed = await asyncio.to_thread(self._process, collected)
         t2 = time.perf_counter()
-        derived, findings = self._analyze(processed)
+        derived, findings = await asyncio.to_thread(self._analyze, processed)
         t3 = time.perf_counter()
         await self._alert(findings)
         t4 = time.perf_counter()
@@ -387,6 +393,8 @@ class ImplementationMonitor:
             except Exception:
                 self.cycles["failure"] += 1
                 log.exception("monitor cycle failed")
+            if self.after_cycle is not None:
+                self.after_cycle()
             now = time.monotonic()
             next_start += self.interval
             if next_start < now:

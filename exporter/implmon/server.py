@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -23,6 +24,7 @@ from aiohttp.typedefs import Middleware
 from implmon import ingest, report
 from implmon.component import Collector
 from implmon.exposition import choose_variant
+from implmon.gcpolicy import CyclePolicy
 from implmon.runtime import Runtime
 from implmon.webconfig import WebConfig, basic_auth_middleware, headers_middleware, ssl_context
 
@@ -121,6 +123,10 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM or SIGINT; SIGHUP reloads the config."""
     web_config = web_config or WebConfig()
+    # Rendering and analysis run in worker threads; a short GIL switch interval (default 5 ms)
+    # lets the event loop answer a scrape within a millisecond while they run.
+    sys.setswitchinterval(0.0005)
+    runtime.monitor.after_cycle = CyclePolicy().after_cycle
     app = create_app(runtime, web_config)
     app[ingest.INGEST].listen_host = host  # the ingest token is required unless loopback-only
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
