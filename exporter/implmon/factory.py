@@ -93,7 +93,13 @@ class ComponentFactory:
                     component = cls(settings, base_dir=self.base_dir)
                 with self._tracer.start_as_current_span("validate_component"):
                     self._validate(component, role)
-            except (LookupError, ValidationError, ComponentCreationError, TypeError) as exc:
+            except (
+                LookupError,
+                ValidationError,
+                ComponentCreationError,
+                TypeError,
+                ValueError,
+            ) as exc:
                 self.created[(role.value, "failure")] += 1
                 span.set_attribute("implmon.outcome", "failure")
                 raise ComponentCreationError(f"{role.value} {name!r} ({kind}): {exc}") from exc
