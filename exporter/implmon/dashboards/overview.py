@@ -41,7 +41,7 @@ def build() -> Dashboard:
     """The Overview dashboard."""
     components = Link("Components", dashboard_url(UID_COMPONENTS))
     deploy_runbook = Link("Runbook: deployments", runbook("implmonproductiondeploymentfailed"))
-    gate_runbook = Link("Runbook: quality gate", runbook("implmonqualitygateviolated"))
+    gate_runbook = Link("Runbook: quality gate", runbook("implmonqualitygatefailed"))
     down_runbook = Link("Runbook: component down", runbook("implmoncomponentdown"))
     system = Link("System", dashboard_url(UID_SYSTEM))
     quality = Link("Quality", dashboard_url(UID_QUALITY))
@@ -109,7 +109,7 @@ def build() -> Dashboard:
                 "as the baseline, 125% is a quarter slower.",
                 links=[
                     performance,
-                    Link("Runbook: regression", runbook("implmonbenchmarkregressed")),
+                    Link("Runbook: regression", runbook("implmonperformanceregression")),
                 ],
                 decimals=0,
             ),

@@ -30,7 +30,7 @@ from implmon.dashboards.common import (
 )
 
 REGRESSION_THRESHOLDS = thresholds("green", (1.1, "orange"), (1.25, "red"))
-REGRESSION_RUNBOOK = Link("Runbook: regression", runbook("implmonbenchmarkregressed"))
+REGRESSION_RUNBOOK = Link("Runbook: regression", runbook("implmonperformanceregression"))
 
 
 def build() -> Dashboard:

@@ -130,6 +130,72 @@ def build() -> Dashboard:
         ],
     )
 
+    # The same keys over a fixed week, from rules/dora.yml: comparable across time ranges and
+    # cheap to show on a wall screen, whatever range the dashboard is zoomed to.
+    recorded = Row(
+        "DORA four keys, last 7 days (recording rules)",
+        [
+            stat(
+                "Deployments per day (7d)",
+                [
+                    Target(
+                        f"implmon:deployment_frequency:per_day7d{{{ENV}}}",
+                        "{{environment}}",
+                    )
+                ],
+                unit="short",
+                thresholds=thresholds("orange", (1, "green")),
+                description="Successful deployments per day, averaged over the last 7 days "
+                "(implmon:deployment_frequency:per_day7d). Daily or more is elite.",
+                width=6,
+                height=6,
+                decimals=2,
+            ),
+            stat(
+                "Lead time (7d median / mean)",
+                [
+                    Target(f"implmon:lead_time_seconds:p50_7d{{{ENV}}}", "p50 {{environment}}"),
+                    Target(f"implmon:lead_time_seconds:mean7d{{{ENV}}}", "mean {{environment}}"),
+                ],
+                unit="s",
+                thresholds=thresholds("green", (86400, "orange"), (604800, "red")),
+                description="Change to successful deployment over the last 7 days: the median "
+                "(interpolated in buckets) and the exact mean.",
+                width=6,
+                height=6,
+            ),
+            stat(
+                "Change failure rate (7d)",
+                [Target(f"implmon:change_failure_ratio:7d{{{ENV}}}", "{{environment}}")],
+                unit="percentunit",
+                thresholds=thresholds("green", (0.15, "orange"), (0.3, "red")),
+                description="Failed over all deployments in the last 7 days "
+                "(implmon:change_failure_ratio:7d); absent where nothing was deployed.",
+                width=6,
+                height=6,
+                links=[DEPLOY_RUNBOOK],
+                decimals=0,
+            ),
+            stat(
+                "Time to restore (7d median / mean)",
+                [
+                    Target(
+                        f"implmon:time_to_restore_seconds:p50_7d{{{ENV}}}", "p50 {{environment}}"
+                    ),
+                    Target(
+                        f"implmon:time_to_restore_seconds:mean7d{{{ENV}}}", "mean {{environment}}"
+                    ),
+                ],
+                unit="s",
+                thresholds=thresholds("green", (3600, "orange"), (86400, "red")),
+                description="First failure (deployment or incident) to the next success over "
+                "the last 7 days: median and mean.",
+                width=6,
+                height=6,
+            ),
+        ],
+    )
+
     environments = Row(
         "Environments",
         [
@@ -352,7 +418,7 @@ def build() -> Dashboard:
         uid=UID_PIPELINE,
         title="implmon / Pipeline & DORA",
         description="Builds, deployments, validations and incidents, with the DORA four keys.",
-        rows=[dora, environments, deploys, builds, validations],
+        rows=[dora, recorded, environments, deploys, builds, validations],
         variables=[DATASOURCE, ENVIRONMENT, BUILD_TYPE],
         annotations=[DEPLOYMENT_ANNOTATION],
         links=[Link("Overview", dashboard_url(UID_OVERVIEW))],

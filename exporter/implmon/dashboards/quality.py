@@ -36,7 +36,9 @@ COVERAGE_COMPONENT = Variable(
 )
 COMP = 'component=~"$component"'
 COVERAGE_THRESHOLDS = thresholds("red", (0.6, "orange"), (0.8, "green"))
-GATE_RUNBOOK = Link("Runbook: quality gate", runbook("implmonqualitygateviolated"))
+GATE_RUNBOOK = Link("Runbook: quality gate", runbook("implmonqualitygatefailed"))
+TESTS_RUNBOOK = Link("Runbook: tests failing", runbook("implmontestsfailing"))
+SECURITY_RUNBOOK = Link("Runbook: security finding", runbook("implmoncriticalsecurityfinding"))
 
 
 def build() -> Dashboard:
@@ -70,7 +72,7 @@ def build() -> Dashboard:
                 unit="short",
                 thresholds=thresholds("green", (1, "red")),
                 description="Failed and errored tests in the latest report of every suite.",
-                links=[GATE_RUNBOOK],
+                links=[TESTS_RUNBOOK],
             ),
             stat(
                 "Test pass ratio",
@@ -138,6 +140,7 @@ def build() -> Dashboard:
                 "collectors with per_test enabled; capped at max_tests).",
                 hide=("Time", "Value", "__name__", "job", "instance"),
                 width=12,
+                links=[TESTS_RUNBOOK],
             ),
             table(
                 "Slowest tests",
@@ -182,7 +185,7 @@ def build() -> Dashboard:
                 thresholds=thresholds("red", (0, "green")),
                 description="Coverage of the latest report minus the one before it: below "
                 "zero means coverage dropped.",
-                links=[Link("Runbook: coverage dropped", runbook("implmoncoveragedecreased"))],
+                links=[Link("Runbook: coverage dropped", runbook("implmoncoveragedropped"))],
             ),
         ],
     )
@@ -199,7 +202,7 @@ def build() -> Dashboard:
                 "latest SARIF reports, by severity.",
                 stack=True,
                 min=0,
-                links=[GATE_RUNBOOK],
+                links=[SECURITY_RUNBOOK],
             ),
             bargauge(
                 "Findings by tool and category",
@@ -238,6 +241,7 @@ def build() -> Dashboard:
                 thresholds=thresholds("green", (86400, "orange"), (604800, "red")),
                 description="Time since each report source last wrote a report: the figures "
                 "above are as old as this.",
+                links=[Link("Runbook: stale report", runbook("implmonqualityreportstale"))],
                 width=8,
                 min=0,
             ),
@@ -248,6 +252,7 @@ def build() -> Dashboard:
                 thresholds=thresholds("red", (1, "green")),
                 description="Files each source's path globs matched: 0 means the tool's report "
                 "is not where the config looks.",
+                links=[Link("Runbook: missing report", runbook("implmonqualityreportmissing"))],
                 width=8,
                 min=0,
             ),
@@ -274,6 +279,9 @@ def build() -> Dashboard:
                 thresholds=thresholds("green", (1, "red")),
                 description="Report file versions that could not be used (malformed, empty, "
                 "truncated, too big).",
+                links=[
+                    Link("Runbook: unreadable report", runbook("implmonqualityreportunreadable"))
+                ],
                 width=12,
                 min=0,
                 draw="bars",
