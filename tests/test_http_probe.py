@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from implmon.components.collectors.http_probe import HttpProbeCollector, HttpProbeSettings
+from implmon.demo import DEMO_COMPONENTS, start_agents
 from implmon.metrics import Sample
 from implmon.monitor import check_samples
-from implmon.stack import free_port
+from implmon.stack import free_port, free_port_block
 
 HEALTH_JSON = "application/health+json"
 
@@ -147,7 +149,7 @@ def value(samples: Sequence[Sample], metric: str, **labels: str) -> float:
     return v
 
 
-def health_of(samples: Sequence[Sample], component: str, type_: str = "collector") -> str:
+def health_of(samples: Sequence[Sample], component: str) -> str:
     states = [
         s.labels["status"]
         for s in samples
@@ -434,3 +436,37 @@ async def test_https_target_and_insecure_skip_verify(tmp_path: Path) -> None:
         assert info_version(insecure, "c") == "2.0.0"
     finally:
         await runner.cleanup()
+
+
+async def test_demo_agents_with_fault_injection() -> None:
+    """The demo's simulated components, probed as the demo config probes them; statuses forced
+    through their POST /-/fault endpoint."""
+    base = free_port_block(len(DEMO_COMPONENTS))
+    # A long flap period: the flapping component passes for the whole test unless forced.
+    runners = await start_agents("127.0.0.1", base, flap_period=3600)
+    forced = {"anomaly-analyzer": "warn", "report-generator": "fail"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            for i, c in enumerate(DEMO_COMPONENTS):
+                if c.name in forced:
+                    url = f"http://127.0.0.1:{base + i}/-/fault"
+                    async with session.post(url, json={"status": forced[c.name]}) as resp:
+                        assert resp.status == 200
+        samples = await _collect_once(
+            _collector([
+                {"url": f"http://127.0.0.1:{base + i}/health", "component": c.name,
+                 "type": c.type}
+                for i, c in enumerate(DEMO_COMPONENTS)
+            ])
+        )  # fmt: skip
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+    for c in DEMO_COMPONENTS:
+        want = forced.get(c.name, "pass")
+        assert health_of(samples, c.name) == want
+        assert info_version(samples, c.name) == c.version  # from the health body
+        labels = {"component": c.name, "type": c.type}
+        assert value(samples, "implmon_component_probe_success", **labels) == float(want != "fail")
+        code = 503 if want == "fail" else 200
+        assert value(samples, "implmon_component_probe_http_status_code", **labels) == code
