@@ -9,7 +9,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 import gen_metrics_doc  # noqa: E402
-
 from implmon.metrics import CATALOGUE, MetricType  # noqa: E402
 
 
