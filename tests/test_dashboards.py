@@ -10,6 +10,8 @@ runbook links land on real alerts. ``test_dashboard_queries.py`` runs the querie
 from __future__ import annotations
 
 import copy
+import doctest
+import importlib
 import json
 import re
 from pathlib import Path
@@ -197,3 +199,19 @@ def test_lint_reports_each_usual_mistake() -> None:
         first_panel(m)["targets"][0]["expr"] = 'up{job="$job"}'
 
     assert broken(undefined_variable) == ["panel 'Up' (A): undefined variable $job"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "implmon.dashboards",
+        "implmon.dashboards.common",
+        "implmon.dashboards.generate",
+        "implmon.dashboards.lint",
+        "implmon.dashboards.push",
+    ],
+)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0

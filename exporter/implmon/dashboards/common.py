@@ -195,7 +195,11 @@ class Variable:
             "multi": self.multi,
             "name": self.name,
             "options": [],
-            "query": {"qryType": 1, "query": self.query, "refId": "PrometheusVariableQueryEditor"},
+            "query": {
+                "qryType": 1,
+                "query": self.query,
+                "refId": "PrometheusVariableQueryEditor-VariableQuery",
+            },
             # 2: refresh when the time range changes, so new components appear on their own.
             "refresh": 2,
             "regex": "",
