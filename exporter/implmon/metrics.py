@@ -79,8 +79,8 @@ class HistogramValue:
 class Sample:
     """One value of one series, as components emit it.
 
-    >>> Sample("implmon_component_up", {"component": "api", "type": "collector"}, 1.0)
-    Sample(metric='implmon_component_up', labels={'component': 'api', 'type': 'collector'}, value=1.0)
+    >>> Sample("implmon_system_health_ratio", {}, 1.0)
+    Sample(metric='implmon_system_health_ratio', labels={}, value=1.0)
     """
 
     metric: str

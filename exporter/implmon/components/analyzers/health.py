@@ -110,7 +110,9 @@ class HealthAnalyzer(Analyzer):
                     alertname="ImplmonSystemDegraded",
                     severity=Severity.WARNING,
                     monitoring_type=MonitoringType.SYSTEM,
-                    summary=f"System health is {ratio:.0%}: {total - up} of {total} components down.",
+                    summary=(
+                        f"System health is {ratio:.0%}: {total - up} of {total} components down."
+                    ),
                     description=(
                         f"{up} of {total} monitored components are up, below the "
                         f"{self.settings.degraded_below:.0%} target."
