@@ -190,6 +190,11 @@ def test_lint_reports_each_usual_mistake() -> None:
 
     assert broken(duplicate_id) == [f"panel {m!r}: duplicate id 2" for m in ["Down"]]
 
+    def overlapping(m: dict[str, Any]) -> None:
+        first_panel(m)["gridPos"]["x"] += 2
+
+    assert broken(overlapping) == ["panel 'Down': overlaps panel 'Up'"]
+
     def fixed_datasource(m: dict[str, Any]) -> None:
         first_panel(m)["targets"][0]["datasource"] = {"type": "prometheus", "uid": "P1809F7CD"}
 

@@ -4,7 +4,7 @@
 problem: no datasource variable, a query pinned to a fixed datasource, a panel without unit,
 thresholds or description, a fixed window in a range selector (``rate(x[5m])`` instead of
 ``$__rate_interval``), duplicate panel ids, a ``$variable`` that is not defined, a panel that
-sticks out of the 24-column grid.
+sticks out of the 24-column grid or overlaps another.
 
 :func:`metric_names` extracts the metric names a PromQL expression reads; the cross-reference
 test uses it to check every name against the exporter's exposition and the recording rules.
@@ -116,14 +116,20 @@ def lint(model: JSON) -> list[str]:
         problems.append("uid must be set and at most 40 characters")
 
     seen_ids: set[Any] = set()
+    placed: list[tuple[Any, int, int, int, int]] = []
     for panel in panels(model):
         title = panel.get("title")
         if panel.get("id") in seen_ids:
             problems.append(f"panel {title!r}: duplicate id {panel.get('id')}")
         seen_ids.add(panel.get("id"))
         grid = panel.get("gridPos", {})
-        if grid.get("x", 0) + grid.get("w", 0) > 24:
+        x, y, w, h = (grid.get(k, 0) for k in ("x", "y", "w", "h"))
+        if x + w > 24:
             problems.append(f"panel {title!r}: wider than the 24-column grid")
+        for other, ox, oy, ow, oh in placed:
+            if x < ox + ow and ox < x + w and y < oy + oh and oy < y + h:
+                problems.append(f"panel {title!r}: overlaps panel {other!r}")
+        placed.append((title, x, y, w, h))
         if panel.get("type") == "row":
             continue
         defaults = panel.get("fieldConfig", {}).get("defaults", {})
