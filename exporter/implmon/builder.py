@@ -32,6 +32,7 @@ from implmon.pipeline import (
     outcome_of,
     span_ids,
     stage_span,
+    stage_tracer,
     step,
 )
 
@@ -110,7 +111,8 @@ class SystemBuilder:
         }
         if version is not None:
             attributes["implmon.version"] = version
-        async with stage_span(self._tracer, "build_system", attributes) as span:
+        tracer = stage_tracer(self._tracer)
+        with stage_span(tracer, "build_system", attributes) as span:
             build.trace_id, span_id = span_ids(span)
             build.started = time.time()
             t0 = time.perf_counter()
@@ -122,9 +124,7 @@ class SystemBuilder:
                     ("test_system", "test", self.tester),
                     ("validate_build", "test", self.validator),
                 ):
-                    build.artifacts[current] = await step(
-                        self._tracer, current, task_type, hook, build
-                    )
+                    build.artifacts[current] = await step(tracer, current, task_type, hook, build)
             except BaseException as exc:  # noqa: BLE001 - recorded below, then re-raised
                 failure = exc
             build.duration_seconds = time.perf_counter() - t0
@@ -141,7 +141,7 @@ class SystemBuilder:
                 trace_id=build.trace_id,
                 span_id=span_id,
             )
-            await step(self._tracer, "process_build", "build", self.recorder.record, event)
+            await step(tracer, "process_build", "build", self.recorder.record, event)
             finish_span(span, build.outcome, failure, "cicd.pipeline.result")
         if failure is None:
             return build

@@ -43,6 +43,7 @@ from implmon.pipeline import (
     outcome_of,
     span_ids,
     stage_span,
+    stage_tracer,
     step,
 )
 
@@ -134,6 +135,7 @@ class SystemDeployer:
 
     async def _finish(
         self,
+        tracer: trace.Tracer,
         dep: Deployment,
         span: Span,
         span_id: str | None,
@@ -155,7 +157,7 @@ class SystemDeployer:
             trace_id=dep.trace_id,
             span_id=span_id,
         )
-        await step(self._tracer, "process_deployment", "deploy", self.recorder.record, event)
+        await step(tracer, "process_deployment", "deploy", self.recorder.record, event)
         finish_span(span, dep.outcome, failure, "cicd.pipeline.result")
 
     async def deploy_system(
@@ -170,7 +172,8 @@ class SystemDeployer:
         """Provision, deploy, validate and record; raises :class:`DeploymentError` on failure
         (and re-raises cancellation, after recording it)."""
         dep, attributes = self._new(environment, build, version, commit_time, deployment_id)
-        async with stage_span(self._tracer, "deploy_system", attributes) as span:
+        tracer = stage_tracer(self._tracer)
+        with stage_span(tracer, "deploy_system", attributes) as span:
             dep.span = span
             dep.trace_id, span_id = span_ids(span)
             dep.started = time.time()
@@ -183,10 +186,10 @@ class SystemDeployer:
                     ("deploy_components", "deploy", self.deploy),
                     ("validate_deployment", "test", self.validator),
                 ):
-                    dep.artifacts[current] = await step(self._tracer, current, task_type, hook, dep)
+                    dep.artifacts[current] = await step(tracer, current, task_type, hook, dep)
             except BaseException as exc:  # noqa: BLE001 - recorded below, then re-raised
                 failure = exc
-            await self._finish(dep, span, span_id, failure, t0)
+            await self._finish(tracer, dep, span, span_id, failure, t0)
         if failure is None:
             return dep
         if dep.outcome is Outcome.CANCELLED:
@@ -213,13 +216,14 @@ class SystemDeployer:
         cancellation records ``cancelled`` and propagates.
         """
         dep, attributes = self._new(environment, build, version, commit_time, deployment_id)
-        async with stage_span(self._tracer, "deploy_system", attributes) as span:
+        tracer = stage_tracer(self._tracer)
+        with stage_span(tracer, "deploy_system", attributes) as span:
             dep.span = span
             dep.trace_id, span_id = span_ids(span)
             dep.started = time.time()
             t0 = time.perf_counter()
             failure: BaseException | None = None
-            with self._tracer.start_as_current_span(
+            with tracer.start_as_current_span(
                 "deploy_components",
                 attributes={
                     "cicd.pipeline.task.name": "deploy_components",
@@ -235,6 +239,6 @@ class SystemDeployer:
                 except BaseException as exc:  # noqa: BLE001 - recorded below, then re-raised
                     failure = exc
                 finish_span(child, outcome_of(failure), failure, "cicd.pipeline.task.run.result")
-            await self._finish(dep, span, span_id, failure, t0)
+            await self._finish(tracer, dep, span, span_id, failure, t0)
         if failure is not None:
             raise failure

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import metrics, trace
@@ -77,11 +76,74 @@ class StageFailed(Exception):
 
 def new_run_id() -> str:
     """A fresh event id for a run the caller did not name."""
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
+
+
+class _NoSpan:
+    """A ``with`` target standing in for a span when nobody records spans."""
+
+    def __enter__(self) -> Span:
+        return trace.INVALID_SPAN
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_SPAN = _NoSpan()
+
+
+class _StageTracer(trace.Tracer):
+    """The SDK modules' tracer: the real one when a tracer provider was given or an SDK is
+    installed globally; otherwise every span is skipped outright, so with the API alone an
+    instrumented stage costs an isinstance check per span instead of the API's no-op span
+    and context switch."""
+
+    def __init__(self, provider: trace.TracerProvider | None) -> None:
+        self._real = trace.get_tracer(TRACER_NAME, __version__, tracer_provider=provider)
+        # A global provider, once set, cannot be replaced (the API forbids it): once active,
+        # always active, and the check costs nothing from then on.
+        self._known_active = provider is not None
+
+    def _active(self) -> bool:
+        if self._known_active:
+            return True
+        self._known_active = not isinstance(
+            trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+        )
+        return self._known_active
+
+    def resolve(self) -> trace.Tracer:
+        """The tracer for one stage: this one, or one that skips every span (checked once)."""
+        return self if self._active() else _SKIP_ALL
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Span:
+        return self._real.start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._active():
+            return _NO_SPAN
+        return self._real.start_as_current_span(*args, **kwargs)
+
+
+class _SkipAll(trace.Tracer):
+    def start_span(self, *args: Any, **kwargs: Any) -> Span:
+        return trace.INVALID_SPAN
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        return _NO_SPAN
+
+
+_SKIP_ALL = _SkipAll()
+
+
+def stage_tracer(tracer: trace.Tracer) -> trace.Tracer:
+    """The tracer a stage should use for all its spans (see :class:`_StageTracer`)."""
+    return tracer.resolve() if isinstance(tracer, _StageTracer) else tracer
 
 
 def get_tracer(tracer_provider: trace.TracerProvider | None = None) -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME, __version__, tracer_provider=tracer_provider)
+    """The tracer named :data:`TRACER_NAME` (from ``tracer_provider`` or the global one)."""
+    return _StageTracer(tracer_provider)
 
 
 def outcome_of(exc: BaseException | None) -> Outcome:
@@ -104,23 +166,17 @@ def finish_span(span: Span, outcome: Outcome, exc: BaseException | None, result_
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
 
 
-@asynccontextmanager
-async def stage_span(
-    tracer: trace.Tracer, name: str, attributes: dict[str, Any]
-) -> AsyncIterator[Span]:
-    """The stage's span; its status and result are set by the caller (see :func:`finish_span`).
-
-    ``record_exception``/``set_status_on_exception`` are off: the stage decides the outcome
-    (a cancellation is not an error).
-    """
-    with tracer.start_as_current_span(
+def stage_span(tracer: trace.Tracer, name: str, attributes: dict[str, Any]) -> Any:
+    """The stage's span (a ``with`` target); its status and result are set by the caller (see
+    :func:`finish_span`): ``record_exception``/``set_status_on_exception`` are off because the
+    stage decides the outcome (a cancellation is not an error)."""
+    return tracer.start_as_current_span(
         name,
         kind=SpanKind.INTERNAL,
         attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
-    ) as span:
-        yield span
+    )
 
 
 async def step(

@@ -39,7 +39,15 @@ from implmon.events import (
     ValidationType,
     to_datetime,
 )
-from implmon.pipeline import OTelRecorder, finish_span, get_tracer, new_run_id, span_ids, stage_span
+from implmon.pipeline import (
+    OTelRecorder,
+    finish_span,
+    get_tracer,
+    new_run_id,
+    span_ids,
+    stage_span,
+    stage_tracer,
+)
 
 __all__ = [
     "Check",
@@ -216,11 +224,12 @@ class ImplementationValidator:
             "cicd.pipeline.run.id": report.id,
             "implmon.validation_types": [t.value for t in types],
         }
-        async with stage_span(self._tracer, "validate_implementation", attributes) as span:
+        tracer = stage_tracer(self._tracer)
+        with stage_span(tracer, "validate_implementation", attributes) as span:
             report.trace_id, span_id = span_ids(span)
             events: list[ValidationEvent] = []
             for vtype in types:
-                report.results[vtype] = result = await self._run(vtype, implementation)
+                report.results[vtype] = result = await self._run(tracer, vtype, implementation)
                 events.append(
                     ValidationEvent.model_construct(
                         id=f"{report.id}/{vtype.value}",
@@ -233,7 +242,7 @@ class ImplementationValidator:
                         span_id=span_id,
                     )
                 )
-            with self._tracer.start_as_current_span(
+            with tracer.start_as_current_span(
                 "report_validation",
                 attributes={
                     "cicd.pipeline.task.name": "report_validation",
@@ -259,9 +268,11 @@ class ImplementationValidator:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, "; ".join(bad)))
         return report
 
-    async def _run(self, vtype: ValidationType, implementation: Any) -> ValidationResult:
+    async def _run(
+        self, tracer: trace.Tracer, vtype: ValidationType, implementation: Any
+    ) -> ValidationResult:
         name = f"{vtype.value}_validation"
-        with self._tracer.start_as_current_span(
+        with tracer.start_as_current_span(
             name,
             attributes={
                 "cicd.pipeline.task.name": name,
