@@ -8,8 +8,10 @@ outcome ``error`` (the check could not run), which is not the same as ``failed``
 
 Built in: component validation (every component implements its role's method) and system
 validation (component names are unique). Quality and performance validation run when you give
-a hook, e.g. one that evaluates a quality gate over the latest reports or compares benchmark
-results against a baseline.
+a hook: :func:`implmon.components.analyzers.quality_gate.gate_hook` evaluates the quality gate
+over JUnit, Cobertura and SARIF reports, and
+:func:`implmon.components.analyzers.regression.regression_hook` compares pytest-benchmark
+results against a baseline; any coroutine returning a verdict works.
 
 >>> import asyncio
 >>> async def coverage_ok(target: object) -> Check:
