@@ -36,12 +36,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from implmon.component import ComponentSettings, Role
+from implmon.credentials import ConfigPath, Secret, read_secret, secret_file_forms
 from implmon.durations import Duration
 from implmon.registry import ComponentRegistry, UnknownKindError
 
@@ -93,45 +93,13 @@ class ConfigError(Exception):
         super().__init__("\n".join(p.format(source) for p in self.problems))
 
 
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    if base is not None and not value.is_absolute():
-        return (Path(base) / value).resolve()
-    return value
-
-
-#: A filesystem path; relative ones are resolved against the config file's directory.
-ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
-
-
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class Secret(StrictModel):
-    """A credential given either from the environment (``value: ${NAME}``) or a file.
-
-    Read it with :func:`read_secret` when it is used, so a rotated file is picked up.
-    """
-
-    value: str | None = Field(default=None, repr=False)
-    file: ConfigPath | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Secret:
-        if (self.value is None) == (self.file is None):
-            raise ValueError("give exactly one of value (e.g. ${TOKEN}) or file")
-        return self
-
-
-def read_secret(secret: Secret | None) -> str | None:
-    """The secret's current value, stripped; None when no secret is configured."""
-    if secret is None:
-        return None
-    if secret.value is not None:
-        return secret.value
-    assert secret.file is not None
-    return secret.file.read_text(encoding="utf-8").strip()
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_forms(cls, data: Any) -> Any:
+        return secret_file_forms(cls, data)
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
