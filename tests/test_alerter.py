@@ -400,3 +400,44 @@ def _ts(text: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def test_reconfigure_adds_and_removes_alertmanagers_keeping_active_alerts(
+    alertmanager: Alertmanager, alertmanager_b: Alertmanager
+) -> None:
+    from implmon.config import Config
+
+    def config(*urls: str) -> Config:
+        return Config(
+            interval=1.0,
+            alerting=AlertingConfig(alertmanagers=[{"url": u} for u in urls]),  # type: ignore[misc]
+        )
+
+    sender = AlertSender.from_config(config(alertmanager.url))
+    await sender.start()
+    try:
+        await sender.process([finding()])
+        await eventually(lambda: _has(alertmanager, 1), what="alert in the first")
+        [before] = await alertmanager.alerts()
+
+        await sender.reconfigure(config(alertmanager.url, alertmanager_b.url))
+        # The next cycle: the already-firing alert reaches the new Alertmanager at once,
+        # with its original startsAt.
+        await sender.process([finding()])
+        await eventually(lambda: _has(alertmanager_b, 1), what="alert in the added one")
+        [added] = await alertmanager_b.alerts()
+        assert added["startsAt"] == before["startsAt"]
+        assert (
+            value(sender.samples(), "implmon_alerts_sent_total", alertmanager=alertmanager.url) == 2
+        )
+
+        await sender.reconfigure(config(alertmanager_b.url))
+        samples = sender.samples()
+        assert value(samples, "implmon_alertmanagers_discovered") == 1
+        assert {dict(s.labels).get("alertmanager") for s in samples} == {None, alertmanager_b.url}
+        # Resolution now goes to the remaining one only.
+        await sender.process([])
+        await eventually(lambda: _has(alertmanager_b, 0), what="resolved in the remaining one")
+        assert await _has(alertmanager, 1)
+    finally:
+        await sender.close()

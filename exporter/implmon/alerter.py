@@ -279,6 +279,50 @@ class AlertSender:
             self._session = None
         self._started = False
 
+    async def reconfigure(self, config: Config) -> None:
+        """Apply a reloaded exporter config. Alertmanagers still configured identically keep
+        their queue, worker and counters; removed ones are stopped (unsent notifications are
+        logged with their count); new ones start empty and receive every active alert at the
+        next cycle. The firing alerts
+        (and their ``startsAt``) are kept."""
+        alerting = config.alerting
+        self.config = alerting
+        self.resend_delay = alerting.resend_delay
+        self.valid_for = VALIDITY_FACTOR * max(alerting.resend_delay, config.interval)
+        base = alerting.external_url or config.external_url or self.generator_url
+        self.generator_url = base.rstrip("/") + "/" if base else ""
+        old = {target.config: target for target in self._targets}
+        targets: list[_Target] = []
+        added = False
+        for am in alerting.alertmanagers:
+            target = old.pop(am, None)
+            if target is None:
+                added = True
+                target = _Target(am, alerting.queue_capacity)
+                target.idle.set()
+                if self._started:
+                    target.worker = asyncio.create_task(
+                        self._work(target), name=f"alert sender {target.name}"
+                    )
+            target.capacity = alerting.queue_capacity
+            targets.append(target)
+        for target in old.values():
+            if target.worker is not None:
+                target.worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await target.worker
+            if target.queue:
+                log.warning(
+                    "Alertmanager %s removed from the config with %d notification(s) unsent",
+                    target.name,
+                    len(target.queue),
+                )
+        self._targets = targets
+        # A new Alertmanager learns of the alerts already firing without waiting a resend.
+        if added:
+            for state in self._active.values():
+                state.last_sent = -1.0
+
     # --- the AlertSink protocol ------------------------------------------------------------
 
     @property

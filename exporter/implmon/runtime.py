@@ -132,6 +132,9 @@ class Runtime:
                 log.warning("listen_address changed: it takes effect at the next restart")
             kept = {id(c) for c in pipeline.components()}
             self._install(pipeline, config)
+            sink_reconfigure = getattr(self.monitor.alert_sink, "reconfigure", None)
+            if sink_reconfigure is not None:
+                await sink_reconfigure(config)
             await _close_all([c for c in old.components() if id(c) not in kept])
             self.reload_ok, self.reload_errors = True, []
             self.reload_timestamp = time.time()
