@@ -9,7 +9,9 @@ What it checks, and why each is here:
 1. ``promtool check rules rules/*.yml`` -- every rules file loads.
 2. ``promtool test rules rules/tests/*_test.yml`` -- the unit tests pass.
 3. Every alert in any rules file has a test case that expects it to fire (a non-empty
-   ``exp_alerts`` for its alertname) -- promtool itself cannot tell an untested alert.
+   ``exp_alerts`` for its alertname) and one that expects it quiet (``exp_alerts: []``, the
+   side of its ``for:`` boundary just before it fires; always-firing ``vector(1)`` alerts are
+   exempt) -- promtool itself cannot tell an untested alert.
 4. Every alert has labels ``severity`` (critical, warning, info, or none) and ``monitoring_type``
    (component, system, quality, performance) and annotations ``summary``, ``description`` and
    ``runbook_url``; the runbook URL is ``RUNBOOK_BASE#<alertname lowercased>`` and that anchor is a
@@ -149,9 +151,11 @@ def check_promtool_tests() -> list[str]:
     return problems
 
 
-def tested_alertnames() -> tuple[set[str], list[str]]:
-    """Alertnames some test case expects to fire, and problems reading the test files."""
+def tested_alertnames() -> tuple[set[str], set[str], list[str]]:
+    """Alertnames some test case expects to fire, those some case expects quiet, and problems
+    reading the test files."""
     fired: set[str] = set()
+    quiet: set[str] = set()
     problems = []
     for path in test_files():
         try:
@@ -161,19 +165,28 @@ def tested_alertnames() -> tuple[set[str], list[str]]:
             continue
         for test in doc.get("tests") or []:
             for case in test.get("alert_rule_test") or []:
-                if case.get("exp_alerts"):
-                    fired.add(case.get("alertname", ""))
-    return fired, problems
+                (fired if case.get("exp_alerts") else quiet).add(case.get("alertname", ""))
+    return fired, quiet, problems
+
+
+def always_firing(alert: Alert) -> bool:
+    """A Watchdog-style alert (``vector(1)``) has no quiet side to test."""
+    return re.sub(r"\s", "", str(alert.rule.get("expr", ""))) == "vector(1)"
 
 
 def check_every_alert_tested() -> list[str]:
-    fired, problems = tested_alertnames()
+    fired, quiet, problems = tested_alertnames()
+    tests = RULE_TESTS_DIR.relative_to(ROOT)
     for alert in iter_alerts(rule_files()):
         if alert.name not in fired:
             problems.append(
                 f"{alert.name} ({alert.where}) has no test case expecting it to fire "
-                "(alert_rule_test with non-empty exp_alerts) in "
-                f"{RULE_TESTS_DIR.relative_to(ROOT)}/"
+                f"(alert_rule_test with non-empty exp_alerts) in {tests}/"
+            )
+        if alert.name not in quiet and not always_firing(alert):
+            problems.append(
+                f"{alert.name} ({alert.where}) has no test case expecting it quiet "
+                f"(exp_alerts: [] just before its for: boundary) in {tests}/"
             )
     return sorted(set(problems))
 
@@ -319,7 +332,7 @@ def check_templates() -> list[str]:
 CHECKS: list[tuple[str, Callable[[], list[str]]]] = [
     ("promtool check rules rules/*.yml", check_promtool_rules),
     ("promtool test rules rules/tests/*_test.yml", check_promtool_tests),
-    ("every alert has a test case expecting it to fire", check_every_alert_tested),
+    ("every alert has test cases expecting it to fire and to stay quiet", check_every_alert_tested),
     ("every alert has severity, monitoring_type, annotations, runbook", check_alert_metadata),
     ("amtool check-config alerting/alertmanager.yml (and its examples)", check_alertmanager_config),
     ("routing table alerting/tests/routes.tsv", check_routes),

@@ -47,7 +47,7 @@ groups:
   - name: extra
     rules:
       - alert: ExtraUntested
-        expr: vector(1)
+        expr: up == 0
         labels:
           severity: warning
         annotations:
@@ -67,8 +67,13 @@ def test_untested_alert_and_missing_metadata_are_named(checker: ModuleType) -> N
     (checker.RULES_DIR / "extra.yml").write_text(EXTRA_RULES)
 
     untested = checker.check_every_alert_tested()
-    assert len(untested) == 1
-    assert untested[0].startswith("ExtraUntested (rules/extra.yml: group 'extra', rule 0)")
+    where = "ExtraUntested (rules/extra.yml: group 'extra', rule 0)"
+    assert untested == [
+        f"{where} has no test case expecting it quiet (exp_alerts: [] just before its for: "
+        "boundary) in rules/tests/",
+        f"{where} has no test case expecting it to fire (alert_rule_test with non-empty "
+        "exp_alerts) in rules/tests/",
+    ]
 
     problems = "\n".join(checker.check_alert_metadata())
     assert "ExtraUntested" in problems
