@@ -20,7 +20,7 @@ from aiohttp import web
 from implmon.components.collectors.http_probe import HttpProbeCollector, HttpProbeSettings
 from implmon.demo import DEMO_COMPONENTS, start_agents
 from implmon.metrics import Sample
-from implmon.monitor import check_samples
+from implmon.monitor import ImplementationMonitor, Pipeline, check_samples
 from implmon.stack import free_port, free_port_block
 
 HEALTH_JSON = "application/health+json"
@@ -470,3 +470,37 @@ async def test_demo_agents_with_fault_injection() -> None:
         assert value(samples, "implmon_component_probe_success", **labels) == float(want != "fail")
         code = 503 if want == "fail" else 200
         assert value(samples, "implmon_component_probe_http_status_code", **labels) == code
+
+
+async def test_probe_timeout_fits_inside_the_collector_deadline() -> None:
+    """A hanging target shows down within the run's deadline; the others stay fresh."""
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response(text="late")
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"status": "pass"})
+
+    app = web.Application()
+    app.router.add_get("/hang", hang)
+    app.router.add_get("/ok", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        probe = HttpProbeCollector(HttpProbeSettings(
+            kind="http_probe", name="agents", probe_timeout=10,
+            targets=[{"url": f"http://127.0.0.1:{port}/hang", "component": "stuck"},
+                     {"url": f"http://127.0.0.1:{port}/ok", "component": "fine"}]))
+        monitor = ImplementationMonitor(Pipeline(collectors=[probe],
+                                                 timeouts={"agents": 0.5}), interval=1.0)
+        snapshot = await monitor.run_cycle()
+        assert snapshot.collectors["agents"][0] is True, snapshot.collectors["agents"]
+        success = {s.labels["component"]: s.value for s in snapshot.samples
+                   if s.metric == "implmon_component_probe_success"}
+        assert success == {"stuck": 0.0, "fine": 1.0}
+        await probe.close()
+    finally:
+        await runner.cleanup()

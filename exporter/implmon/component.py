@@ -150,6 +150,9 @@ class Component:
 
 class Collector(Component):
     role = Role.COLLECTOR
+    #: Seconds the current run may take; set by the monitor before each ``collect()`` so a
+    #: collector can fit its own timeouts inside it (a run past it is cancelled).
+    deadline: float | None = None
 
     async def collect(self) -> Sequence[Sample]:
         raise NotImplementedError

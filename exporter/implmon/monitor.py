@@ -168,6 +168,7 @@ class ImplementationMonitor:
         if state.lingering is not None and not state.lingering.done():
             error = "previous run is still running past its deadline"
         else:
+            collector.deadline = timeout
             task: asyncio.Task[object] = asyncio.ensure_future(collector.collect())
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if not done:

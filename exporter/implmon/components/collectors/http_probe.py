@@ -123,6 +123,14 @@ class HttpProbeCollector(Collector):
         )
         return [s for samples in results for s in samples]
 
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        # One hanging target must show as down, not push the whole run past its deadline
+        # (which would mark every target's values stale).
+        seconds = self.settings.probe_timeout
+        if self.deadline is not None:
+            seconds = min(seconds, self.deadline * 0.9)
+        return aiohttp.ClientTimeout(total=seconds)
+
     async def _probe(
         self, target: Target, limit: asyncio.Semaphore, token: str | None
     ) -> list[Sample]:
@@ -135,7 +143,7 @@ class HttpProbeCollector(Collector):
             start = time.perf_counter()
             try:
                 async with self._session.get(
-                    target.url, headers=headers, allow_redirects=True
+                    target.url, headers=headers, allow_redirects=True, timeout=self._timeout()
                 ) as resp:
                     status_code = resp.status
                     body = await _read_body(resp, _MAX_BODY)
