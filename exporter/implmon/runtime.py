@@ -66,7 +66,14 @@ class Runtime:
         problems: list[Problem] = []
         sections = {section: list(getattr(config, section)) for section in ROLE_SECTIONS}
         if not any(s.kind == "prometheus" for s in sections["reporters"]):
-            sections["reporters"].append(ComponentSettings(kind="prometheus", name="prometheus"))
+            # /metrics always works; the implicit reporter's name avoids any configured one.
+            taken = {s.name for s in config.components()}
+            name = next(
+                n
+                for n in ("prometheus", "prometheus-exposition", "implmon-exposition")
+                if n not in taken
+            )
+            sections["reporters"].append(ComponentSettings(kind="prometheus", name=name))
         for section, role in ROLE_SECTIONS.items():
             for i, settings in enumerate(sections[section]):
                 if not settings.enabled:
