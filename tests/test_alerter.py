@@ -441,3 +441,25 @@ async def test_reconfigure_adds_and_removes_alertmanagers_keeping_active_alerts(
         assert await _has(alertmanager, 1)
     finally:
         await sender.close()
+
+
+async def test_a_late_delivery_is_still_active(alertmanager: Alertmanager) -> None:
+    """endsAt is computed when a notification is sent, not when it was queued: an alert
+    delivered after an outage longer than its validity must not arrive already expired."""
+    sender = sender_for(alertmanager.url, resend_delay=0.5)  # valid for 4 x 0.5 s = 2 s
+    await sender.start()
+    try:
+        alertmanager.stop()
+        await sender.process([finding(component="late")])
+        await asyncio.sleep(2.5)  # longer than the validity, while nothing can be delivered
+        assert (
+            value(sender.samples(), "implmon_alert_queue_length", alertmanager=alertmanager.url)
+            == 1
+        )
+        await asyncio.to_thread(alertmanager.start)
+        await eventually(lambda: _has(alertmanager, 1), timeout=15, what="late alert delivered")
+        [alert] = await alertmanager.alerts()
+        assert alert["status"]["state"] == "active"
+        assert _ts(alert["endsAt"]) > time.time()
+    finally:
+        await sender.close()
