@@ -247,7 +247,7 @@ def main() -> int:
     tp.add_argument("--events", type=int, default=40_000)
     tp.add_argument("--synchronous", choices=("normal", "full"), default="normal")
     tp.add_argument("--processes", type=int, default=2)
-    tp.add_argument("--connections", type=int, default=32, help="per client process")
+    tp.add_argument("--connections", type=int, default=16, help="per client process")
     cr = sub.add_parser("crash")
     cr.add_argument("--iterations", type=int, default=20)
     cr.add_argument("--synchronous", choices=("normal", "full"), default="normal")
