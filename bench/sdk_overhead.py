@@ -31,14 +31,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from implmon import __version__
+from implmon.builder import SystemBuilder
+from implmon.deployer import SystemDeployer
+from implmon.pipeline import METER_NAME, TRACER_NAME, OTelRecorder
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-
-from implmon import __version__
-from implmon.builder import Build, SystemBuilder
-from implmon.deployer import Deployment, SystemDeployer
-from implmon.pipeline import METER_NAME, TRACER_NAME, OTelRecorder
 
 
 class Drop(SpanProcessor):
