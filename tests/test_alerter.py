@@ -463,3 +463,17 @@ async def test_a_late_delivery_is_still_active(alertmanager: Alertmanager) -> No
         assert _ts(alert["endsAt"]) > time.time()
     finally:
         await sender.close()
+
+
+def test_label_precedence_external_then_finding_then_reserved() -> None:
+    config = AlertingConfig(external_labels={"environment": "prod", "team": "platform"})
+    sender = AlertSender(config)
+    labels = dict(sender.labels_of(finding(team="agents", severity="ignored", component="api")))
+    assert labels == {
+        "alertname": "ImplmonTestFinding",
+        "severity": "warning",  # the finding's severity, not a label claiming otherwise
+        "monitoring_type": "component",
+        "environment": "prod",  # external label
+        "team": "agents",  # the finding's own label wins over the external one
+        "component": "api",
+    }

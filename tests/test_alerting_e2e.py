@@ -124,20 +124,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
         )
         # A long flap period: no component fails unless a test makes it.
         s.processes.append(start_agents(workdir, s.agents_port, flap_period=3600.0))
-        s.processes.append(
-            start_exporter(
-                workdir,
-                demo_config(
-                    "127.0.0.1",
-                    s.agents_port,
-                    interval="1s",
-                    store_path=workdir / "implmon.db",
-                    alertmanager_url=s.alertmanager_url,
-                    failure_threshold=1,
-                ),
-                s.exporter_port,
-            )
+        exporter_config = demo_config(
+            "127.0.0.1",
+            s.agents_port,
+            interval="1s",
+            store_path=workdir / "implmon.db",
+            alertmanager_url=s.alertmanager_url,
+            failure_threshold=1,
         )
+        # The exporter labels its alerts with the environment, as Prometheus's external
+        # labels do (prometheus_config sets environment=demo).
+        exporter_config = exporter_config.replace(
+            "alerting:\n", "alerting:\n  external_labels:\n    environment: demo\n", 1
+        )
+        assert "external_labels" in exporter_config
+        s.processes.append(start_exporter(workdir, exporter_config, s.exporter_port))
         s.processes.append(
             start_prometheus(
                 workdir,
@@ -234,17 +235,20 @@ def test_direct_path_analyzer_finding_notifies_then_resolves(stack: AlertingStac
     assert firing.group_labels == {
         "alertname": "ImplmonComponentUnhealthy",
         "monitoring_type": "component",
+        "environment": "demo",
     }
     alert = alert_of(firing, "ImplmonComponentUnhealthy", name, "firing")
     assert alert is not None
-    # The label set the exporter's alert stage sends: alertname, severity, monitoring_type and
-    # the finding's labels; no job/instance/environment (Prometheus adds those, not us).
+    # The label set the exporter's alert stage sends: alertname, severity, monitoring_type,
+    # the finding's labels and the configured external labels; no job/instance (those come
+    # from Prometheus's scrape, which this path does not use).
     assert alert["labels"] == {
         "alertname": "ImplmonComponentUnhealthy",
         "severity": "critical",
         "monitoring_type": "component",
         "component": name,
         "type": "collector",
+        "environment": "demo",
     }
     assert alert["annotations"] == {
         "summary": f"Component {name} (collector) is down.",

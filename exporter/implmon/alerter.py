@@ -9,8 +9,8 @@ The sender keeps the state Prometheus's rule manager keeps for each alert:
   send time + 4 * max(resend delay, monitor interval), so Alertmanager resolves it by itself if
   the exporter dies (Prometheus's ``ValidUntil``);
 - when it disappears it is sent once more with ``endsAt`` = now: resolved;
-- the label set is the same on every send: ``alertname``, ``severity``, ``monitoring_type``
-  and the finding's labels (those three win over a finding label of the same name). A finding
+- the label set is the same on every send: ``alertname``, ``severity``, ``monitoring_type``,
+  the finding's labels and the config's ``external_labels`` (in that order of precedence). A finding
   whose severity changes is a different alert to Alertmanager: the old one is resolved.
 - annotations ``summary``, ``description`` and ``runbook_url`` (the finding's ``runbook``, or
   the ``docs/runbooks.md`` anchor of its alertname); ``generatorURL`` is the exporter's URL.
@@ -333,6 +333,7 @@ class AlertSender:
     def labels_of(self, finding: Finding) -> LabelSet:
         """The label set Alertmanager sees for ``finding`` (sorted, stable)."""
         labels = {
+            **self.config.external_labels,
             **finding.labels,
             "alertname": finding.alertname,
             "severity": finding.severity.value,

@@ -147,6 +147,10 @@ class AlertingConfig(StrictModel):
     queue_capacity: int = Field(default=10000, gt=0)
     # generatorURL of sent alerts; defaults to the exporter's own URL.
     external_url: HttpURL | None = None
+    # Added to every alert the exporter sends (as Prometheus's external_labels, e.g.
+    # environment), so its alerts group and inhibit like Prometheus's; a finding's own label
+    # of the same name wins.
+    external_labels: dict[Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")], str] = {}
 
 
 class IngestConfig(StrictModel):
