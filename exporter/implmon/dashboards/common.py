@@ -126,17 +126,20 @@ UP_THRESHOLDS = thresholds("red", (1, "green"))
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One PromQL query of a panel. ``instant`` asks for the latest value only (stat, table)."""
+    """One PromQL query of a panel. ``instant`` asks for the latest value only (stat, table);
+    ``exemplars`` shows the exemplars Prometheus stored for a histogram (the run's trace id)."""
 
     expr: str
     legend: str = ""
     instant: bool = False
     table: bool = False
+    exemplars: bool = False
 
     def to_json(self, ref_id: str) -> JSON:
         return {
             "datasource": PROMETHEUS,
             "editorMode": "code",
+            "exemplar": self.exemplars,
             "expr": self.expr,
             "format": "table" if self.table else "time_series",
             "instant": self.instant,

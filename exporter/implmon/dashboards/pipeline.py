@@ -37,6 +37,7 @@ BUILD_RUNBOOK = Link("Runbook: build failed", runbook("implmonbuildsfailing"))
 
 
 def _quantile(q: float, histogram: str, selector: str, by: str, window: str) -> str:
+    """``histogram_quantile`` of ``histogram`` over ``window``, summed by ``le`` and ``by``."""
     return (
         f"histogram_quantile({q}, sum by (le, {by}) "
         f"(increase({histogram}_bucket{{{selector}}}[{window}])))"
@@ -276,11 +277,13 @@ def build() -> Dashboard:
                             "$__rate_interval",
                         ),
                         "p95 {{environment}}",
+                        exemplars=True,
                     ),
                 ],
                 unit="s",
                 thresholds=thresholds("green", (600, "orange"), (1800, "red")),
-                description="How long deployments take; gaps mean no deployment finished.",
+                description="How long deployments take; gaps mean no deployment finished. The dots "
+                "are exemplars: a run's trace id, to find its trace in the collector's backend.",
                 min=0,
             ),
             timeseries(
@@ -345,11 +348,13 @@ def build() -> Dashboard:
                             "$__rate_interval",
                         ),
                         "p95 {{build_type}}",
+                        exemplars=True,
                     ),
                 ],
                 unit="s",
                 thresholds=thresholds("green", (600, "orange"), (1800, "red")),
-                description="How long builds take; gaps mean no build finished.",
+                description="How long builds take; gaps mean no build finished. The dots are "
+                "exemplars: a run's trace id.",
                 min=0,
             ),
             bargauge(
@@ -404,6 +409,7 @@ def build() -> Dashboard:
                             "$__rate_interval",
                         ),
                         "{{validation_type}}",
+                        exemplars=True,
                     )
                 ],
                 unit="s",
