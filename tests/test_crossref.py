@@ -4,7 +4,9 @@ A name in ``rules/*.yml`` or ``dashboards/*.json`` must be one of:
 - a series the real exporter exposes (scraped from the stack of ``full_stack.py``, which runs
   every collector and analyzer kind and is fed reports, events and alerts);
 - a recording rule defined in ``rules/``;
-- a series Prometheus makes itself (``up``, ``scrape_*``, ``ALERTS``).
+- a series Prometheus makes itself (``up``, ``scrape_*``, ``ALERTS``);
+- a metric of another component of the stack, by prefix (``prometheus_*``: Prometheus's own
+  ``/metrics``, which it scrapes as job ``prometheus``), checked live against that Prometheus.
 
 The static checks read the catalogue (``implmon.metrics.CATALOGUE``, with a histogram's
 ``_bucket``/``_sum``/``_count``); the live check reads the real ``/metrics`` output, so a family
@@ -41,6 +43,8 @@ PROMETHEUS_BUILTINS = frozenset(
         "ALERTS_FOR_STATE",
     }
 )
+# Metrics of the stack's other components that rules may use, and where they come from.
+OTHER_EXPOSITIONS = {"prometheus_": "Prometheus's own /metrics (scrape job prometheus)"}
 # Families no dashboard shows, each for a reason.
 NOT_ON_DASHBOARDS = {
     # The dashboards show the age (implmon_quality_report_age_seconds), the same figure.
@@ -111,7 +115,11 @@ def test_the_name_extraction_reads_rules_and_dashboards() -> None:
 
 def test_every_name_is_catalogued_recorded_or_builtin() -> None:
     known = catalogue_series() | recording_rules() | PROMETHEUS_BUILTINS
-    unknown = {name: sorted(where) for name, where in used_names().items() if name not in known}
+    unknown = {
+        name: sorted(where)
+        for name, where in used_names().items()
+        if name not in known and not name.startswith(tuple(OTHER_EXPOSITIONS))
+    }
     assert unknown == {}
 
 
@@ -150,6 +158,8 @@ def test_every_name_exists_in_the_real_exposition(full_stack_session: FullStack)
     for name, where in used_names().items():
         if name in recorded or name in PROMETHEUS_BUILTINS:
             continue
+        if name.startswith(tuple(OTHER_EXPOSITIONS)):
+            continue  # checked against the real Prometheus below
         if name not in exposed:
             missing[name] = sorted(where)
     assert missing == {}
@@ -157,12 +167,13 @@ def test_every_name_exists_in_the_real_exposition(full_stack_session: FullStack)
 
 @pytest.mark.integration
 @pytest.mark.timeout(300)
-def test_builtins_and_recording_rules_exist_in_the_real_prometheus(
+def test_builtins_recording_rules_and_prometheus_metrics_exist_in_the_real_prometheus(
     full_stack_session: FullStack,
 ) -> None:
     used = set(used_names())
     names = set(full_stack_session.label_values("__name__", '{__name__=~".+"}'))
-    for name in sorted(used & (PROMETHEUS_BUILTINS | recording_rules())):
+    others = {name for name in used if name.startswith(tuple(OTHER_EXPOSITIONS))}
+    for name in sorted(used & (PROMETHEUS_BUILTINS | recording_rules() | others)):
         if name == "ALERTS_FOR_STATE" or name.startswith("slo:"):
             # Only present while an alert with `for:` is pending / once a long window filled.
             continue
