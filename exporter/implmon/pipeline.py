@@ -292,9 +292,10 @@ class StoreRecorder:
         self.otel = otel or OTelRecorder()
         self.failures = 0
 
-    async def append(self, event: Event) -> AppendResult:
-        """Store the event and record it; raises StoreError when it could not be stored."""
-        result = await self.store.append(event)
+    async def append(self, event: Event, body: str | None = None) -> AppendResult:
+        """Store the event and record it; raises StoreError when it could not be stored.
+        ``body``: the event's JSON as received, if any (see :meth:`EventStore.append`)."""
+        result = await self.store.append(event, body=body)
         if result.result == "stored":
             self.otel.record_now(event)
         return result

@@ -234,13 +234,25 @@ class EventStore:
 
     # --- appending --------------------------------------------------------------------------
 
-    async def append(self, event: Event, *, received: float | None = None) -> AppendResult:
-        """Store the event durably; returns once its transaction has committed."""
+    async def append(
+        self, event: Event, *, received: float | None = None, body: str | None = None
+    ) -> AppendResult:
+        """Store the event durably; returns once its transaction has committed.
+
+        ``body`` is the event's JSON as received, when it came as JSON (it is kept as is, which
+        spares serialising it again); otherwise the event is serialised.
+        """
         if self._writer is None or self._closed:
             raise StoreError(f"event store {self.path}: not running")
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        body = dump_event(event)
-        self._queue.put_nowait((event, body, time.time() if received is None else received, future))
+        self._queue.put_nowait(
+            (
+                event,
+                dump_event(event) if body is None else body,
+                time.time() if received is None else received,
+                future,
+            )
+        )
         return await future
 
     async def _run(self) -> None:
@@ -342,10 +354,12 @@ class EventStore:
                 res = AppendResult("stored", seq, event, received)
             else:
                 orig_seq, orig_received, orig_body = first.get(event.id) or old[event.id]
+                original = parse_event(orig_body)
                 res = AppendResult(
-                    "duplicate" if orig_body == body else "conflict",
+                    # The same event, however its JSON was spelled.
+                    "duplicate" if original == event else "conflict",
                     orig_seq,
-                    parse_event(orig_body),
+                    original,
                     orig_received,
                 )
             self._count(event.kind, res.result)
