@@ -174,7 +174,4 @@ def test_builtins_recording_rules_and_prometheus_metrics_exist_in_the_real_prome
     names = set(full_stack_session.label_values("__name__", '{__name__=~".+"}'))
     others = {name for name in used if name.startswith(tuple(OTHER_EXPOSITIONS))}
     for name in sorted(used & (PROMETHEUS_BUILTINS | recording_rules() | others)):
-        if name == "ALERTS_FOR_STATE" or name.startswith("slo:"):
-            # Only present while an alert with `for:` is pending / once a long window filled.
-            continue
         assert name in names, f"{name} is used but Prometheus has no such series"
