@@ -14,6 +14,8 @@ import doctest
 import importlib
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +222,22 @@ def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0, f"{name} has no examples"
     assert result.failed == 0
+
+
+def test_cli_generate_and_check(tmp_path: Path) -> None:
+    def implmon(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "implmon.cli", "dashboards", "generate", *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    written = implmon("--output", str(tmp_path))
+    assert written.returncode == 0, written.stderr
+    assert len(written.stdout.splitlines()) == len(MODULES)
+    assert implmon("--output", str(tmp_path), "--check").returncode == 0
+    (tmp_path / "system.json").write_text("{}", encoding="utf-8")
+    drifted = implmon("--output", str(tmp_path), "--check")
+    assert drifted.returncode == 1
+    assert drifted.stderr == (
+        f"{tmp_path / 'system.json'}: differs from the generated JSON; run `make dashboards`\n"
+    )
