@@ -122,3 +122,37 @@ def test_component_variable_lists_the_demo_components(stack: FullStack) -> None:
 
     values = stack.label_values("component", 'implmon_component_up{type=~".*"}')
     assert sorted(values) == sorted(c.name for c in DEMO_COMPONENTS)
+
+
+def filtered_targets() -> Iterator[Any]:
+    for name, model in MODELS.items():
+        names = {v["name"] for v in model["templating"]["list"]}
+        if not {"type", "component"} <= names:
+            continue
+        for panel in panels(model):
+            for target in panel.get("targets", []):
+                if "$component" in target["expr"]:
+                    yield pytest.param(
+                        name, panel, target, id=f"{name}:{panel['title']}:{target['refId']}"
+                    )
+
+
+@pytest.mark.parametrize(("dashboard", "panel", "target"), list(filtered_targets()))
+def test_picking_one_component_narrows_the_panel_to_it(
+    stack: FullStack, dashboard: str, panel: dict[str, Any], target: dict[str, Any]
+) -> None:
+    """The variables filter for real: with type=processor and component=event-processor (the
+    flapping demo component) picked, the panel still has data, and only that component's."""
+    model = json.loads(json.dumps(MODELS[dashboard]))
+    for variable in model["templating"]["list"]:
+        if variable["name"] == "type":
+            variable["allValue"] = "processor"
+        if variable["name"] == "component":
+            variable["allValue"] = "event-processor"
+    expr = substitute(target["expr"], model)
+    answer = run(stack, expr, target["instant"])
+    assert answer["status"] == "success", f"{expr}: {answer.get('error')}"
+    result = answer["data"]["result"]
+    assert result, f"{dashboard} / {panel['title']}: {expr} returned nothing"
+    components = {s["metric"]["component"] for s in result if "component" in s["metric"]}
+    assert components <= {"event-processor"}, components
