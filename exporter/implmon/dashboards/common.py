@@ -7,7 +7,8 @@ every panel, ``$__rate_interval`` in rates, the dashboard links and the deployme
 
 Own builders rather than ``grafana-foundation-sdk``: the dashboards need a small, stable subset
 of the JSON model, and builders we own keep the committed JSON byte-stable across SDK releases
-(the drift test compares it byte for byte).
+(the drift test compares it byte for byte; the SDK ships one build per Grafana version under
+PyPI version epochs, so even pinning it is awkward).
 
 >>> up = stat("Up", [Target('min(implmon_component_up{type=~"$type"})')], unit="bool",
 ...           thresholds=UP_THRESHOLDS, description="1 when every component is up.")
