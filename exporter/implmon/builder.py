@@ -30,6 +30,7 @@ from implmon.pipeline import (
     get_tracer,
     new_run_id,
     outcome_of,
+    recording,
     span_ids,
     stage_span,
     stage_tracer,
@@ -130,18 +131,19 @@ class SystemBuilder:
             build.duration_seconds = time.perf_counter() - t0
             build.outcome = outcome_of(failure)
             build.error = failure
-            event = BuildEvent.model_construct(
-                id=build.id,
-                kind="build",
-                build_type=bt,
-                outcome=build.outcome,
-                duration_seconds=build.duration_seconds,
-                version=version,
-                timestamp=to_datetime(build.started + build.duration_seconds),
-                trace_id=build.trace_id,
-                span_id=span_id,
-            )
-            await step(tracer, "process_build", "build", self.recorder.record, event)
+            if recording(self.recorder, tracer):
+                event = BuildEvent.model_construct(
+                    id=build.id,
+                    kind="build",
+                    build_type=bt,
+                    outcome=build.outcome,
+                    duration_seconds=build.duration_seconds,
+                    version=version,
+                    timestamp=to_datetime(build.started + build.duration_seconds),
+                    trace_id=build.trace_id,
+                    span_id=span_id,
+                )
+                await step(tracer, "process_build", "build", self.recorder.record, event)
             finish_span(span, build.outcome, failure, "cicd.pipeline.result")
         if failure is None:
             return build

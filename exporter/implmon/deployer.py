@@ -41,6 +41,7 @@ from implmon.pipeline import (
     get_tracer,
     new_run_id,
     outcome_of,
+    recording,
     span_ids,
     stage_span,
     stage_tracer,
@@ -145,19 +146,20 @@ class SystemDeployer:
         dep.duration_seconds = time.perf_counter() - t0
         dep.outcome = outcome_of(failure)
         dep.error = failure
-        event = DeploymentEvent.model_construct(
-            id=dep.id,
-            kind="deployment",
-            environment=dep.environment,
-            outcome=dep.outcome,
-            duration_seconds=dep.duration_seconds,
-            version=dep.version,
-            commit_time=dep.commit_time,
-            timestamp=to_datetime(dep.started + dep.duration_seconds),
-            trace_id=dep.trace_id,
-            span_id=span_id,
-        )
-        await step(tracer, "process_deployment", "deploy", self.recorder.record, event)
+        if recording(self.recorder, tracer):
+            event = DeploymentEvent.model_construct(
+                id=dep.id,
+                kind="deployment",
+                environment=dep.environment,
+                outcome=dep.outcome,
+                duration_seconds=dep.duration_seconds,
+                version=dep.version,
+                commit_time=dep.commit_time,
+                timestamp=to_datetime(dep.started + dep.duration_seconds),
+                trace_id=dep.trace_id,
+                span_id=span_id,
+            )
+            await step(tracer, "process_deployment", "deploy", self.recorder.record, event)
         finish_span(span, dep.outcome, failure, "cicd.pipeline.result")
 
     async def deploy_system(

@@ -51,6 +51,7 @@ __all__ = [
     "StageFailed",
     "StoreRecorder",
     "new_run_id",
+    "recording",
     "stage_span",
     "step",
 ]
@@ -141,6 +142,13 @@ def stage_tracer(tracer: trace.Tracer) -> trace.Tracer:
     return tracer.resolve() if isinstance(tracer, _StageTracer) else tracer
 
 
+def recording(recorder: EventRecorder, tracer: trace.Tracer) -> bool:
+    """Whether a stage's event goes anywhere: a span to record it under, or a recorder that
+    keeps it (a recorder without an ``enabled`` attribute always does). With the API alone and
+    the default recorder, stages skip building events at all."""
+    return tracer is not _SKIP_ALL or bool(getattr(recorder, "enabled", True))
+
+
 def get_tracer(tracer_provider: trace.TracerProvider | None = None) -> trace.Tracer:
     """The tracer named :data:`TRACER_NAME` (from ``tracer_provider`` or the global one)."""
     return _StageTracer(tracer_provider)
@@ -221,6 +229,8 @@ class OTelRecorder:
 
     def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
         meter = metrics.get_meter(METER_NAME, __version__, meter_provider=meter_provider)
+        # A global meter provider, once set, stays: once enabled, always enabled.
+        self._enabled = meter_provider is not None
         self.builds = meter.create_counter(
             "implmon.builds", unit="{build}", description="Builds by build type and outcome."
         )
@@ -252,6 +262,15 @@ class OTelRecorder:
             unit="s",
             description="Validation durations by validation type.",
         )
+
+    @property
+    def enabled(self) -> bool:
+        """False while no OpenTelemetry SDK meter provider is installed (records go nowhere)."""
+        if not self._enabled:
+            # Until an SDK is installed the API hands out its proxy (or a no-op) provider.
+            provider = type(metrics.get_meter_provider()).__name__
+            self._enabled = provider not in ("_ProxyMeterProvider", "NoOpMeterProvider")
+        return self._enabled
 
     def record_now(self, event: Event) -> None:
         """Synchronous form (instruments never block)."""

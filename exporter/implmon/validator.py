@@ -46,6 +46,7 @@ from implmon.pipeline import (
     finish_span,
     get_tracer,
     new_run_id,
+    recording,
     span_ids,
     stage_span,
     stage_tracer,
@@ -230,20 +231,22 @@ class ImplementationValidator:
         with stage_span(tracer, "validate_implementation", attributes) as span:
             report.trace_id, span_id = span_ids(span)
             events: list[ValidationEvent] = []
+            keep = recording(self.recorder, tracer)
             for vtype in types:
                 report.results[vtype] = result = await self._run(tracer, vtype, implementation)
-                events.append(
-                    ValidationEvent.model_construct(
-                        id=f"{report.id}/{vtype.value}",
-                        kind="validation",
-                        validation_type=vtype,
-                        outcome=result.outcome,
-                        duration_seconds=result.duration_seconds,
-                        timestamp=to_datetime(time.time()),
-                        trace_id=report.trace_id,
-                        span_id=span_id,
+                if keep:
+                    events.append(
+                        ValidationEvent.model_construct(
+                            id=f"{report.id}/{vtype.value}",
+                            kind="validation",
+                            validation_type=vtype,
+                            outcome=result.outcome,
+                            duration_seconds=result.duration_seconds,
+                            timestamp=to_datetime(time.time()),
+                            trace_id=report.trace_id,
+                            span_id=span_id,
+                        )
                     )
-                )
             with tracer.start_as_current_span(
                 "report_validation",
                 attributes={
