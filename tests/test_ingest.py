@@ -213,3 +213,53 @@ async def test_openapi_document(make_client: MakeClient) -> None:
     for ref in {part.split('"')[0] for part in text.split('"$ref": "')[1:]}:
         assert ref.rsplit("/", 1)[1] in schemas, ref
     assert "commit_time" in schemas["DeploymentEvent"]["properties"]
+
+
+async def test_http_recorder_delivers_sdk_events(make_client: MakeClient) -> None:
+    """A deploy tool on a CI runner: the SDK's deployer records into the exporter over HTTP."""
+    from implmon.deployer import SystemDeployer
+    from implmon.pipeline import HttpRecorder
+
+    client = await make_client(token_value=TOKEN)
+    url = str(client.make_url("/"))
+    async with HttpRecorder(url, TOKEN, retries=2, backoff=0.01) as recorder:
+        deployer = SystemDeployer(recorder=recorder)
+        dep = await deployer.deploy_system(None, "production", version="7.0",
+                                           deployment_id="runner-1")
+        ((_, _, sent),) = client.app[INGEST].store.events()
+        await recorder.record(sent)  # a retry after a lost answer
+        assert recorder.failures == 0
+    assert dep.id == "runner-1" and sent.id == "runner-1" and sent.version == "7.0"
+    assert stored(client) == ["runner-1"]  # the re-send was a duplicate
+    assert client.app[INGEST].store.aggregates.counters["implmon_deployments_total"][
+        ("production", "success")] == 1
+
+    async with HttpRecorder(url, "wrong-token", retries=3, backoff=0.01) as bad:
+        await SystemDeployer(recorder=bad).deploy_system(None, "staging")
+        assert bad.failures == 1  # 403 is not retried, and never raised
+    assert stored(client) == ["runner-1"]
+
+
+async def test_http_recorder_retries_unavailable_exporter(tmp_path: Path) -> None:
+    from implmon.events import parse_event
+    from implmon.pipeline import HttpRecorder
+
+    answers = [503, 503, 201]
+    seen: list[bytes] = []
+
+    async def flaky(request: web.Request) -> web.Response:
+        seen.append(await request.read())
+        return web.json_response({}, status=answers[len(seen) - 1])
+
+    app = web.Application()
+    app.router.add_post(EVENTS_PATH, flaky)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        async with HttpRecorder(str(client.make_url("/")), retries=3, backoff=0.01) as rec:
+            await rec.record(parse_event({"kind": "build", "id": "b-9", "build_type": "testing",
+                                          "outcome": "success"}))
+    finally:
+        await client.close()
+    assert rec.failures == 0
+    assert len(seen) == 3 and len(set(seen)) == 1  # the same event, id and all, each time

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -47,6 +48,7 @@ __all__ = [
     "METER_NAME",
     "TRACER_NAME",
     "CompositeRecorder",
+    "HttpRecorder",
     "OTelRecorder",
     "StageFailed",
     "StoreRecorder",
@@ -327,6 +329,90 @@ class StoreRecorder:
             self.failures += 1
             log.exception("storing %s event %s failed", event.kind, event.id)
             self.otel.record_now(event)
+
+
+class HttpRecorder:
+    """Sends each event to an exporter's ingest API (``POST /api/v1/events``), for tools that
+    run where the exporter's store is not (CI runners, other hosts).
+
+    Connection errors, 408/429 and 5xx are retried with exponential backoff and jitter; the
+    event id makes the retries safe (a retry of a stored event is answered 200). An event still
+    undelivered after the retries is logged and counted in ``failures``, never raised. Events
+    the exporter accepted as new are also recorded on the OpenTelemetry instruments.
+
+    >>> recorder = HttpRecorder("http://127.0.0.1:9464", token="s3cret")
+    """
+
+    RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        retries: int = 5,
+        timeout: float = 10.0,
+        backoff: float = 0.5,
+        otel: OTelRecorder | None = None,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"HttpRecorder url {url!r}: must be an http:// or https:// URL")
+        self.endpoint = url.rstrip("/") + "/api/v1/events"
+        self.token = token
+        self.retries = retries
+        self.timeout = timeout
+        self.backoff = backoff
+        self.otel = otel or OTelRecorder()
+        self.failures = 0
+        self._session: Any = None
+
+    async def _post(self, body: bytes) -> tuple[int, str]:
+        import aiohttp  # here, so that importing the SDK does not import the HTTP client
+
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers={"Content-Type": "application/json", "User-Agent": "implmon-sdk"},
+            )
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        async with self._session.post(self.endpoint, data=body, headers=headers) as resp:
+            return int(resp.status), str(await resp.text())
+
+    async def record(self, event: Event) -> None:
+        import aiohttp
+
+        from implmon.events import dump_event
+
+        body = dump_event(event).encode()
+        last = "no attempt made"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                delay = self.backoff * 2 ** (attempt - 1)
+                await asyncio.sleep(random.uniform(0, min(30.0, delay)))  # noqa: S311
+            try:
+                status, text = await self._post(body)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if status == 201:
+                self.otel.record_now(event)
+            if 200 <= status < 300:
+                return
+            last = f"HTTP {status}: {text[:200]}"
+            if status not in self.RETRYABLE:
+                break
+        self.failures += 1
+        log.error("%s event %s not recorded by %s: %s", event.kind, event.id, self.endpoint, last)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def __aenter__(self) -> HttpRecorder:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 class CompositeRecorder:
