@@ -170,3 +170,36 @@ async def test_same_id_twice_in_one_batch(tmp_path: Path) -> None:
         assert {r.seq for r in results} == {1}
         assert value(store.samples(), "implmon_deployments_total", environment="staging",
                      outcome="success") == 1
+
+
+async def test_two_processes_sharing_the_file_see_each_others_events(tmp_path: Path) -> None:
+    """Two stores on one file (as an SDK process and the exporter would be): each folds in the
+    other's events, when idle (polling) and before its own next write."""
+    path = tmp_path / "shared.db"
+    async with EventStore(path, poll_interval=0.05) as exporter, \
+            EventStore(path, poll_interval=3600) as tool:
+        await tool.append(deploy("t1", "production", "success", "2026-01-01T00:00:00Z"))
+        for _ in range(100):  # the exporter's poll picks it up
+            if value(exporter.samples(), "implmon_deployments_total",
+                     environment="production", outcome="success") == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert value(exporter.samples(), "implmon_deployments_total",
+                     environment="production", outcome="success") == 1
+        await exporter.append(deploy("e1", "production", "failure", "2026-01-01T00:10:00Z"))
+        # The tool never polls; its next write folds in the exporter's failure first, then its
+        # own success (a restore: the failure came before it in the file).
+        again = await tool.append(deploy("e1", "production", "failure", "2026-01-01T00:10:00Z"))
+        assert again.result == "duplicate"
+        await tool.append(deploy("t2", "production", "success", "2026-01-01T00:40:00Z"))
+        for _ in range(100):
+            if by_key(exporter.samples()) == by_key(tool.samples()):
+                break
+            await asyncio.sleep(0.02)
+        assert by_key(exporter.samples()) == by_key(tool.samples())
+        ttr = value(tool.samples(), "implmon_deployment_time_to_restore_seconds",
+                    environment="production")
+        assert (ttr.count, ttr.sum) == (1, 1800)
+    async with EventStore(path) as restarted:  # and a rebuild agrees with both
+        assert value(restarted.samples(), "implmon_deployments_total",
+                     environment="production", outcome="success") == 2

@@ -6,6 +6,10 @@ transaction and commits once, then wakes each request. While a commit is in prog
 requests queue up and share the next one, so durability costs one commit per batch rather than
 per event (``synchronous=FULL``, an fsync per commit, stays fast for the same reason).
 
+Several processes may share one file (an exporter and a deploy tool embedding the SDK): SQLite
+serialises their transactions, and each store folds in the others' events in file order, before
+its own next batch and, when idle, every ``poll_interval`` seconds.
+
 Event ids are unique: sending an id again returns the stored event (``duplicate`` when the
 content is the same, ``conflict`` when it differs) and records nothing. The pipeline aggregates
 (:mod:`implmon.dora`) are rebuilt at start from the last checkpoint plus the events after it, so
@@ -69,6 +73,8 @@ CREATE TABLE IF NOT EXISTS checkpoint (
 """
 # Checkpoint the aggregates this often (seconds) when events arrived, bounding start-up replay.
 CHECKPOINT_INTERVAL = 30.0
+# An idle writer looks for events other processes sharing the file stored this often (seconds).
+POLL_INTERVAL = 1.0
 # At most this many events share one transaction.
 MAX_BATCH = 1024
 
@@ -103,9 +109,11 @@ class AppendResult:
 _Request = tuple[Event, str, float, "asyncio.Future[AppendResult]"]
 # Queued by the ticker to wake an idle writer for its checkpoint.
 _TICK: Any = ("tick",)
-# What the SQLite thread returns for a batch: (id -> seq) for the new rows, and for ids that
-# were there before, (seq, received, body) of the stored event.
-_Written = tuple[dict[str, int], dict[str, tuple[int, float, str]]]
+# What the SQLite thread returns for a batch: (id -> seq) for the new rows; for ids that were
+# there before, (seq, received, body) of the stored event; rows other processes added.
+_Written = tuple[
+    dict[str, int], dict[str, tuple[int, float, str]], list[tuple[int, str, float, str]]
+]
 
 
 class EventStore:
@@ -124,8 +132,10 @@ class EventStore:
         synchronous: Synchronous | str = Synchronous.NORMAL,
         retention_seconds: float | None = None,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        poll_interval: float = POLL_INTERVAL,
     ) -> None:
         self.path = Path(path)
+        self.poll_interval = poll_interval
         self.synchronous = Synchronous(synchronous)
         self.retention_seconds = retention_seconds
         self.checkpoint_interval = checkpoint_interval
@@ -267,7 +277,7 @@ class EventStore:
 
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(self.checkpoint_interval / 2)
+            await asyncio.sleep(self.poll_interval)
             if self._queue.empty():
                 self._queue.put_nowait(_TICK)
 
@@ -276,6 +286,7 @@ class EventStore:
         stop = False
         first = await self._queue.get()
         if first is _TICK:
+            await self._poll()
             await self._maybe_checkpoint(force=False)
             return False
         batch: list[_Request] = []
@@ -301,15 +312,22 @@ class EventStore:
         assert conn is not None
         try:
             conn.execute("BEGIN IMMEDIATE")
+            before = conn.total_changes
             conn.executemany(
                 "INSERT INTO events (id, kind, received, body) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (id) DO NOTHING",
                 rows,
             )
-            # Single writer and AUTOINCREMENT: the new rows are exactly those after after_seq.
-            fresh = dict(
-                conn.execute("SELECT id, seq FROM events WHERE seq > ?", (after_seq,)).fetchall()
-            )
+            inserted = conn.total_changes - before
+            # AUTOINCREMENT under the write lock: of the rows after after_seq, the last
+            # `inserted` are ours; any before them another process sharing the file committed
+            # since we last looked.
+            after = conn.execute(
+                "SELECT seq, id FROM events WHERE seq > ? ORDER BY seq", (after_seq,)
+            ).fetchall()
+            split = len(after) - inserted
+            fresh = {str(event_id): int(seq) for seq, event_id in after[split:]}
+            foreign = [self._row(conn, int(seq)) for seq, _id in after[:split]]
             old: dict[str, tuple[int, float, str]] = {}
             for event_id, _k, _r, _b in rows:
                 if event_id not in fresh and event_id not in old:
@@ -322,12 +340,51 @@ class EventStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return fresh, old
+        return fresh, old, foreign
+
+    @staticmethod
+    def _row(conn: sqlite3.Connection, seq: int) -> tuple[int, str, float, str]:
+        event_id, received, body = conn.execute(
+            "SELECT id, received, body FROM events WHERE seq = ?", (seq,)
+        ).fetchone()
+        return seq, str(event_id), float(received), str(body)
+
+    def _select_after(self, after_seq: int) -> list[tuple[int, str, float, str]]:
+        """On the SQLite thread: rows other processes committed after ``after_seq``."""
+        conn = self._conn
+        assert conn is not None
+        return [
+            (int(seq), str(i), float(r), str(b))
+            for seq, i, r, b in conn.execute(
+                "SELECT seq, id, received, body FROM events WHERE seq > ? ORDER BY seq",
+                (after_seq,),
+            )
+        ]
+
+    def _apply_foreign(self, rows: Sequence[tuple[int, str, float, str]]) -> None:
+        """Fold in events another process sharing the file stored (in seq order)."""
+        for seq, _event_id, received, body in rows:
+            self.aggregates.apply(parse_event(body), received)
+            self._last_seq = max(self._last_seq, seq)
+            self._rows += 1
+            self._dirty = True
+        if rows and self._oldest is None:
+            self._oldest = rows[0][2]
+
+    async def _poll(self) -> None:
+        try:
+            rows = await self._db(self._select_after, self._last_seq)
+        except sqlite3.Error as exc:
+            log.error("event store %s: reading new events failed: %s", self.path, exc)
+            return
+        if rows:
+            log.debug("event store %s: %d events from another process", self.path, len(rows))
+            self._apply_foreign(rows)
 
     async def _write(self, batch: Sequence[_Request]) -> None:
         rows = [(e.id, e.kind, received, body) for e, body, received, _f in batch]
         try:
-            fresh, old = await self._db(self._insert, rows, self._last_seq)
+            fresh, old, foreign = await self._db(self._insert, rows, self._last_seq)
         except sqlite3.Error as exc:
             log.error("event store %s: write of %d events failed: %s", self.path, len(batch), exc)
             err = StoreError(f"event store {self.path}: write failed: {exc}")
@@ -336,6 +393,7 @@ class EventStore:
                     future.set_exception(err)
                 self._count(_e.kind, "error")
             return
+        self._apply_foreign(foreign)
         if fresh:
             self._last_seq = max(fresh.values())
             self._dirty = True
