@@ -1,5 +1,5 @@
-"""Runs every Python block of docs/embedding.md (the README's "embed it" section) as a user
-would: each in a fresh interpreter, in an empty directory."""
+"""Runs every Python block of docs/embedding.md and of README.md (its "embed it" section) as a
+user would: each in a fresh interpreter, in an empty directory."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "embedding.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "embedding.md"
+BLOCKS = [
+    block
+    for page in (DOC, REPO / "README.md")
+    for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+]
 
 
 def test_the_page_has_the_examples() -> None:
@@ -25,6 +30,6 @@ def test_example_runs(index: int, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", BLOCKS[index]], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    if index == 0:
+    if "ImplementationManager.open" in BLOCKS[index]:
         assert "implmon_builds_total" in result.stdout
         assert (tmp_path / "implmon.db").exists()
