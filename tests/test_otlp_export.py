@@ -194,3 +194,24 @@ async def test_exporter_process_sends_its_spans(receiver: Receiver, tmp_path: Pa
     names = {s.name for _, s in received}
     assert {"create_component", "register_component", "monitor_component"} <= names
     assert received[0][0]["service.name"] == "implmon-under-test"
+
+
+def test_resource_and_exporter_choice_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    plain = configure_telemetry(set_global=False)
+    assert plain.tracer_provider is not None
+    assert plain.tracer_provider.resource.attributes["service.name"] == "implmon"
+    assert plain.span_exporters == [] and plain.meter_provider is None  # nothing to export to
+    plain.shutdown()
+
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,region=eu")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console,zipkin")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    chosen = configure_telemetry(set_global=False)
+    assert chosen.tracer_provider is not None
+    attrs = chosen.tracer_provider.resource.attributes
+    assert attrs["service.name"] == "from-attrs" and attrs["region"] == "eu"
+    assert chosen.span_exporters == ["console"]  # the unknown one is logged and skipped
+    chosen.shutdown()
