@@ -252,3 +252,18 @@ async def test_validate_implementation_tree_and_outcomes(cap: CapturedTelemetry)
         ("v-1/performance", "error"),
     ]
     assert cap.metric("implmon.validations", validation_type="performance", outcome="error") == 1
+
+
+async def test_composite_recorder_survives_a_failing_recorder(cap: CapturedTelemetry) -> None:
+    from implmon.events import Event
+    from implmon.pipeline import CompositeRecorder
+
+    class Broken:
+        async def record(self, event: Event) -> None:
+            raise OSError("disk full")
+
+    recorder = CompositeRecorder([Broken(), cap.recorder])
+    builder = SystemBuilder(recorder=recorder, tracer_provider=cap.tracer_provider)
+    build = await builder.build_system([], "development", build_id="b-c")
+    assert build.outcome is Outcome.SUCCESS  # telemetry never fails its host
+    assert [e.id for e in cap.events] == ["b-c"]

@@ -30,7 +30,6 @@ store's checkpoints.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -250,7 +249,3 @@ class PipelineAggregates:
                 )
         agg.failed_since = {str(k): float(v) for k, v in state.get("failed_since", {}).items()}
         return agg
-
-    def apply_all(self, events: Iterable[tuple[Event, float]]) -> None:
-        for event, received in events:
-            self.apply(event, received)

@@ -17,7 +17,6 @@ implmon.events.EventError: build_type: Field required; outcome: Field required
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -231,10 +230,6 @@ def dump_event(event: Event) -> str:
 def event_json_schema() -> dict[str, Any]:
     """JSON Schema of an event (the OpenAPI document embeds it)."""
     return _ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
-
-
-def now() -> float:
-    return time.time()
 
 
 def to_datetime(seconds: float) -> datetime:
