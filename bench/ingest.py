@@ -139,7 +139,7 @@ def drive(port: int, ids: list[str], *, processes: int, connections: int,
 def exporter_config(store: Path, synchronous: str) -> str:
     # A long interval: the benchmark measures ingest, not the monitor loop.
     return (f"interval: 5s\nstore_path: {store}\nstore_synchronous: {synchronous}\n"
-            f"ingest:\n  token:\n    value: {TOKEN}\n")
+            f"ingest:\n  token: {TOKEN}\n")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -78,7 +78,9 @@ async def test_pipeline_families_after_sdk_calls_and_ingest(tmp_path: Path) -> N
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    config = f"interval: 0.2s\nstore_path: {store}\ningest:\n  token:\n    value: {TOKEN}\n"
+    (tmp_path / "ingest-token").write_text(TOKEN + "\n")
+    config = (f"interval: 0.2s\nstore_path: {store}\n"
+              f"ingest:\n  token_file: {tmp_path / 'ingest-token'}\n")
     with start_exporter(tmp_path, config, port):
         # Ingested from CI: a successful production deployment restoring the failed one, with
         # its change time (lead time 1h) and a trace id; a staging build; a validation.
