@@ -21,9 +21,9 @@ status    meaning
 ========  =============================================================================
 
 Retries are safe: send the same id again and you get 200 (or 201 if the first attempt never
-reached the store). The token comes from ``ingest.token`` in the config (``value: ${VAR}`` or
-``file:``) or else from ``$IMPLMON_INGEST_TOKEN``; it is required whenever the listener is not
-loopback-only.
+reached the store). The token comes from the config (``ingest: {token: ${VAR}}`` or
+``ingest: {token_file: path}``, re-read every few seconds) or else from
+``$IMPLMON_INGEST_TOKEN``; it is required whenever the listener is not loopback-only.
 """
 
 from __future__ import annotations
