@@ -263,3 +263,30 @@ async def test_http_recorder_retries_unavailable_exporter(tmp_path: Path) -> Non
         await client.close()
     assert rec.failures == 0
     assert len(seen) == 3 and len(set(seen)) == 1  # the same event, id and all, each time
+
+
+async def test_traceparent_header_fills_the_trace(make_client: MakeClient) -> None:
+    client = await make_client(token_value=TOKEN)
+    header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    resp = await client.post(EVENTS_PATH, json=GOOD, headers={**AUTH, "traceparent": header})
+    assert resp.status == 201
+    # A retry carrying the same header is the same event.
+    again = await client.post(EVENTS_PATH, json=GOOD, headers={**AUTH, "traceparent": header})
+    assert again.status == 200
+    # A malformed header is ignored, a trace id in the body wins.
+    resp = await client.post(EVENTS_PATH, json={**GOOD, "id": "other",
+                                                "trace_id": "ab" * 16},
+                             headers={**AUTH, "traceparent": header})
+    assert resp.status == 201
+    bad = await client.post(EVENTS_PATH, json={**GOOD, "id": "third"},
+                            headers={**AUTH, "traceparent": "00-zz-00-01"})
+    assert bad.status == 201
+    events = {e.id: e for _, _, e in client.app[INGEST].store.events()}
+    assert events["pipeline-1234"].trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert events["pipeline-1234"].span_id == "00f067aa0ba902b7"
+    assert events["other"].trace_id == "ab" * 16
+    assert events["third"].trace_id is None
+    hist = client.app[INGEST].store.aggregates.histograms["implmon_deployment_duration_seconds"]
+    exemplars = hist[("production",)].value().exemplars
+    assert {ex[0]["trace_id"] for ex in exemplars.values()} <= {
+        "4bf92f3577b34da6a3ce929d0e0e4736", "ab" * 16}

@@ -20,6 +20,9 @@ status    meaning
 503       the store could not write; retry with the same id
 ========  =============================================================================
 
+A ``traceparent`` header (W3C trace context) fills ``trace_id``/``span_id`` when the event
+has none, so the run's trace becomes the exemplar of its duration.
+
 Retries are safe: send the same id again and you get 200 (or 201 if the first attempt never
 reached the store). The token comes from the config (``ingest: {token: ${VAR}}`` or
 ``ingest: {token_file: path}``, re-read every few seconds) or else from
@@ -33,6 +36,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, MutableSequence
 from pathlib import Path
@@ -62,6 +66,10 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/api/v1/events"
 OPENAPI_PATH = "/api/v1/openapi.json"
+# W3C trace context header: version-traceid-parentid-flags (all-zero ids are invalid).
+_TRACEPARENT = re.compile(
+    r"^[0-9a-f]{2}-(?!0{32})([0-9a-f]{32})-(?!0{16})([0-9a-f]{16})-[0-9a-f]{2}$"
+)
 # A token file is read again at most this often (seconds), so a rotated token is picked up.
 TOKEN_REFRESH_SECONDS = 5.0
 
@@ -213,8 +221,16 @@ class Ingest:
             event = parse_event(body)
         except EventError as err:
             return self._answer(400, {"error": "invalid event", "errors": err.errors})
+        stored_body: str | None = body.decode()
+        traceparent = _TRACEPARENT.match(request.headers.get("traceparent", ""))
+        if event.trace_id is None and traceparent is not None:
+            # A CI job traced with W3C trace context: its trace becomes the exemplar.
+            event = event.model_copy(
+                update={"trace_id": traceparent.group(1), "span_id": traceparent.group(2)}
+            )
+            stored_body = None  # serialise the event with its trace
         try:
-            result = await self.recorder.append(event, body.decode())
+            result = await self.recorder.append(event, stored_body)
         except StoreError as exc:
             log.error("ingest of %s event %s failed: %s", event.kind, event.id, exc)
             return self._answer(
