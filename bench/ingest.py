@@ -5,7 +5,7 @@ Runs the real exporter (``implmon run``) as a subprocess on a fresh store and dr
 (a minimal HTTP/1.1 client, so the clients spend little CPU of the shared machine). Every event
 is acknowledged only after its group commit, so events/s here are durable events/s.
 
-    .venv/bin/python bench/ingest.py throughput [--synchronous full] [--events 40000]
+    .venv/bin/python bench/ingest.py throughput [--synchronous full] [--events 40000] [--naive]
     .venv/bin/python bench/ingest.py crash [--iterations 20]
 
 ``crash``: the exporter takes events as fast as the clients can send them and is killed with
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from implmon.stack import Process, free_port, start_exporter
+from implmon.stack import Process, free_port, start_exporter, wait_http
 
 TOKEN = "bench-token"
 
@@ -147,11 +147,47 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def throughput(events: int, synchronous: str, processes: int, connections: int) -> dict[str, Any]:
+# The ingest API alone, with group commit turned off (one transaction per event): the naive
+# baseline the group commit is measured against. argv: port, store path, synchronous.
+NAIVE_SERVER = """
+import asyncio, signal, sys
+from pathlib import Path
+from aiohttp import web
+from implmon import ingest
+
+async def main() -> None:
+    app = web.Application()
+    api = ingest.setup_routes(app, store_path=Path(sys.argv[2]), synchronous=sys.argv[3],
+                              token_value="TOKEN", listen_host="127.0.0.1")
+    api.store.max_batch = 1
+    app.router.add_get("/-/ready", lambda request: web.Response(text="ok"))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", int(sys.argv[1])).start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+asyncio.run(main())
+""".replace("TOKEN", TOKEN)
+
+
+def _server(work: Path, synchronous: str, port: int, naive: bool) -> Process:
+    if not naive:
+        return start_exporter(work, exporter_config(work / "events.db", synchronous), port)
+    proc = Process("naive ingest", [sys.executable, "-c", NAIVE_SERVER, str(port),
+                                    str(work / "events.db"), synchronous], work / "naive.log")
+    wait_http(f"http://127.0.0.1:{port}/-/ready", proc=proc)
+    return proc
+
+
+def throughput(events: int, synchronous: str, processes: int, connections: int,
+               naive: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         port = free_port()
-        with start_exporter(work, exporter_config(work / "events.db", synchronous), port):
+        with _server(work, synchronous, port, naive):
             # Warm up (connections, code paths), then measure.
             drive(port, [f"warm-{i}" for i in range(2000)], processes=1, connections=8)
             ids = [f"ev-{i}" for i in range(events)]
@@ -160,6 +196,7 @@ def throughput(events: int, synchronous: str, processes: int, connections: int) 
             (rows,) = conn.execute("SELECT count(*) FROM events WHERE id LIKE 'ev-%'").fetchone()
     assert rows == len(result.acked), (rows, len(result.acked))
     return {
+        "server": "naive: one commit per event" if naive else "implmon run (group commit)",
         "synchronous": synchronous,
         "clients": f"{processes} processes x {connections} connections",
         "events": len(result.acked),
@@ -248,6 +285,8 @@ def main() -> int:
     tp.add_argument("--synchronous", choices=("normal", "full"), default="normal")
     tp.add_argument("--processes", type=int, default=2)
     tp.add_argument("--connections", type=int, default=16, help="per client process")
+    tp.add_argument("--naive", action="store_true",
+                    help="baseline: the ingest API alone with one commit per event")
     cr = sub.add_parser("crash")
     cr.add_argument("--iterations", type=int, default=20)
     cr.add_argument("--synchronous", choices=("normal", "full"), default="normal")
@@ -255,7 +294,7 @@ def main() -> int:
     print(f"# {os.cpu_count()} CPUs, {sys.version.split()[0]}", file=sys.stderr)
     if args.mode == "throughput":
         print(json.dumps(throughput(args.events, args.synchronous, args.processes,
-                                    args.connections)))
+                                    args.connections, args.naive)))
     else:
         rounds = crash_loop(args.iterations, args.synchronous)
         print(json.dumps({

@@ -133,9 +133,12 @@ class EventStore:
         retention_seconds: float | None = None,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
         poll_interval: float = POLL_INTERVAL,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self.path = Path(path)
         self.poll_interval = poll_interval
+        # 1 turns group commit off (one transaction per event): for comparisons only.
+        self.max_batch = max_batch
         self.synchronous = Synchronous(synchronous)
         self.retention_seconds = retention_seconds
         self.checkpoint_interval = checkpoint_interval
@@ -294,7 +297,7 @@ class EventStore:
             stop = True
         else:
             batch.append(first)
-        while len(batch) < MAX_BATCH and not self._queue.empty():
+        while len(batch) < self.max_batch and not self._queue.empty():
             item = self._queue.get_nowait()
             if item is None:
                 stop = True
