@@ -24,7 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from implmon.demo import demo_config
+from implmon.demo import demo_config, format_notification
 from implmon.stack import (
     REPO,
     alertmanager_config,
@@ -54,15 +54,11 @@ class WebhookPrinter(BaseHTTPRequestHandler):
         self.send_response(200)
         self.end_headers()
         try:
-            msg = json.loads(body)
+            message = json.loads(body)
         except ValueError:
             return
-        for alert in msg.get("alerts", []):
-            labels = alert.get("labels", {})
-            where = labels.get("component") or labels.get("instance", "")
-            print(f"[webhook] {alert.get('status', '?'):8} {labels.get('alertname', '?')} "
-                  f"severity={labels.get('severity', '')} {where} "
-                  f"- {alert.get('annotations', {}).get('summary', '')}", flush=True)
+        for line in format_notification(message):
+            print(line, flush=True)
 
     def log_message(self, format: str, *args: object) -> None:
         return

@@ -69,3 +69,31 @@ def test_invalid_config_refuses_to_start(tmp_path: Path) -> None:
         f"{config}:1: interval: must be > 0",
         f"{config}:3: collectors[0].bogus: unknown key",
     ]
+
+
+def test_demo_webhook_prints_notifications(tmp_path: Path) -> None:
+    """`implmon demo webhook` (the compose stack's webhook-logger) prints what it receives."""
+    import json
+    import urllib.request
+
+    from implmon.stack import Process, implmon_argv, wait_http
+
+    port = free_port()
+    proc = Process("webhook", implmon_argv("demo", "webhook", "--listen", f"127.0.0.1:{port}"),
+                   tmp_path / "webhook.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/-/healthy", proc=proc)
+        message = {"status": "firing", "alerts": [{"status": "firing", "labels": {
+            "alertname": "ImplmonComponentDown", "severity": "critical",
+            "component": "log-collector"}, "annotations": {"summary": "log-collector is down"}}]}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/alerts/page",
+                                         data=json.dumps(message).encode(), method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
+        deadline = time.monotonic() + 5
+        expected = ("[webhook] firing   ImplmonComponentDown severity=critical log-collector"
+                    " - log-collector is down")
+        while expected not in proc.tail() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert expected in proc.tail()
+    finally:
+        proc.stop()

@@ -57,8 +57,8 @@ def test_compose_file_is_valid_for_docker_compose() -> None:
         capture_output=True, text=True, cwd=ROOT, check=True,
     )  # fmt: skip
     assert set(rendered.stdout.split()) == {
-        "agents", "exporter", "prometheus", "alertmanager", "grafana", "node-exporter",
-        "otel-collector",
+        "agents", "exporter", "prometheus", "alertmanager", "webhook-logger", "grafana",
+        "node-exporter", "otel-collector",
     }  # fmt: skip
 
 
@@ -164,7 +164,7 @@ def test_exporter_config_is_the_demo_config_the_tests_run(compose: dict[str, Any
     assert done.returncode == 0, done.stdout + done.stderr
     expected = demo_config(
         "agents", 18001, interval="5s", store_path="/var/lib/implmon/implmon.db",
-        alertmanager_url="http://alertmanager:9093",
+        alertmanager_url="http://alertmanager:9093", environment="compose",
     )  # fmt: skip
     assert yaml.safe_load(path.read_text(encoding="utf-8")) == yaml.safe_load(expected)
     agents = services(compose)["agents"]["command"]
@@ -214,3 +214,16 @@ def test_dockerfile_copies_existing_files_and_runs_the_mounted_config() -> None:
             assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
     assert '"--config", "/etc/implmon/implmon.yaml"' in dockerfile
     assert re.search(r"^USER\s+implmon$", dockerfile, re.M)
+
+
+def test_webhook_logger_receives_the_default_receivers(compose: dict[str, Any]) -> None:
+    """alerting/alertmanager.yml sends to 127.0.0.1:9095 inside the alertmanager container:
+    the logger shares that container's network and listens there."""
+    logger = services(compose)["webhook-logger"]
+    assert logger["network_mode"] == "service:alertmanager"
+    command = logger["command"]
+    assert command[:2] == ["demo", "webhook"]
+    assert command[command.index("--listen") + 1] == "127.0.0.1:9095"
+    text = (ROOT / "alerting" / "alertmanager.yml").read_text(encoding="utf-8")
+    urls = re.findall(r"url:\s*'?\"?(http://[^\s'\"]+)", text)
+    assert urls and all(u.startswith("http://127.0.0.1:9095/") for u in urls), urls

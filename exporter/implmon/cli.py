@@ -138,6 +138,15 @@ def _cmd_demo_agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo_webhook(args: argparse.Namespace) -> int:
+    from implmon.config import parse_listen_address
+    from implmon.demo import run_webhook_printer
+
+    host, port = parse_listen_address(args.listen)
+    asyncio.run(run_webhook_printer(host, port))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="implmon", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"implmon {__version__}")
@@ -198,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the flapping component spends in each state",
     )
     agents.set_defaults(func=_cmd_demo_agents)
+    webhook = demo_sub.add_parser("webhook", help="print Alertmanager webhook notifications")
+    webhook.add_argument("--listen", default="127.0.0.1:9095", help="host:port to listen on")
+    webhook.set_defaults(func=_cmd_demo_webhook)
 
     for module in SUBCOMMAND_MODULES:
         importlib.import_module(module).add_parser(sub)

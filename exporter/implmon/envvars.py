@@ -9,6 +9,10 @@ variable's value when the file is loaded, and ``*_file`` settings name a file to
 from __future__ import annotations
 
 __all__ = [
+    "GRAFANA_PASSWORD",
+    "GRAFANA_TOKEN",
+    "GRAFANA_URL",
+    "GRAFANA_USER",
     "IMPLMON_CONFIG",
     "IMPLMON_INGEST_TOKEN",
     "IMPLMON_LISTEN_ADDRESS",
@@ -63,3 +67,12 @@ OTEL_VARIABLES = (
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
     "OTEL_BSP_EXPORT_TIMEOUT",
 )
+
+#: ``implmon dashboards push``: base URL of the Grafana to push to (``--grafana-url`` wins).
+GRAFANA_URL = "GRAFANA_URL"
+#: ``implmon dashboards push``: a service-account token; preferred over user and password.
+GRAFANA_TOKEN = "GRAFANA_TOKEN"  # noqa: S105 - the variable's name, not a token
+#: ``implmon dashboards push``: user for basic auth, with ``GRAFANA_PASSWORD``.
+GRAFANA_USER = "GRAFANA_USER"
+#: ``implmon dashboards push``: password for basic auth.
+GRAFANA_PASSWORD = "GRAFANA_PASSWORD"  # noqa: S105 - the variable's name, not a password

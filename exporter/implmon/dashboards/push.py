@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from implmon.dashboards.common import Dashboard
+from implmon.envvars import GRAFANA_PASSWORD, GRAFANA_TOKEN, GRAFANA_URL, GRAFANA_USER
 
 if TYPE_CHECKING:
     # grafana-client comes with the `exporter` extra; imported when a push runs, so that
@@ -40,15 +41,6 @@ __all__ = [
     "credential_from_env",
     "push",
 ]
-
-#: Base URL of the Grafana to push to (``--grafana-url`` wins), e.g. ``http://localhost:3000``.
-GRAFANA_URL = "GRAFANA_URL"
-#: A Grafana service-account token; preferred over user and password.
-GRAFANA_TOKEN = "GRAFANA_TOKEN"  # noqa: S105 - the variable's name, not a token
-#: User for basic auth, with ``GRAFANA_PASSWORD``, when no token is set.
-GRAFANA_USER = "GRAFANA_USER"
-#: Password for basic auth.
-GRAFANA_PASSWORD = "GRAFANA_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 DEFAULT_FOLDER_TITLE = "implmon"
 DEFAULT_FOLDER_UID = "implmon"
