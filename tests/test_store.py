@@ -203,3 +203,23 @@ async def test_two_processes_sharing_the_file_see_each_others_events(tmp_path: P
     async with EventStore(path) as restarted:  # and a rebuild agrees with both
         assert value(restarted.samples(), "implmon_deployments_total",
                      environment="production", outcome="success") == 2
+
+
+async def test_an_unreadable_row_from_elsewhere_does_not_stop_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    async with EventStore(path, poll_interval=3600) as store:
+        await store.append(deploy(1, "testing", "success", "2026-01-01T00:00:00Z"))
+        with sqlite3.connect(path) as other:  # another writer, storing something unreadable
+            other.execute("INSERT INTO events (id, kind, received, body) "
+                          "VALUES ('x', 'deployment', 0, 'not json')")
+        result = await asyncio.wait_for(
+            store.append(deploy(2, "testing", "success", "2026-01-01T00:00:00Z")), 10)
+        assert result.result == "stored"
+        result = await asyncio.wait_for(
+            store.append(deploy(3, "testing", "success", "2026-01-01T00:00:00Z")), 10)
+        assert result.result == "stored" and result.seq == 4
+        assert value(store.samples(), "implmon_deployments_total", environment="testing",
+                     outcome="success") == 3
+    async with EventStore(path) as again:  # and a restart skips it too
+        assert value(again.samples(), "implmon_deployments_total", environment="testing",
+                     outcome="success") == 3

@@ -222,10 +222,14 @@ class EventStore:
             upto = int(row[0])
             self.aggregates = PipelineAggregates.from_state(json.loads(row[1]))
         replayed = 0
-        for _seq, received, body in conn.execute(
+        for seq, received, body in conn.execute(
             "SELECT seq, received, body FROM events WHERE seq > ? ORDER BY seq", (upto,)
         ):
-            self.aggregates.apply(parse_event(body), received)
+            try:
+                self.aggregates.apply(parse_event(body), received)
+            except ValueError as exc:  # written by something else: skip it, keep starting
+                log.error("event store %s: event at seq %d skipped: %s", self.path, seq, exc)
+                continue
             replayed += 1
         self._dirty = replayed > 0
         (self._last_seq,) = conn.execute(
@@ -274,7 +278,10 @@ class EventStore:
         ticker = asyncio.create_task(self._tick(), name="implmon-store-tick")
         try:
             while not stop:
-                stop = await self._write_next()
+                try:
+                    stop = await self._write_next()
+                except Exception:  # the writer must outlive any one batch: requests wait on it
+                    log.exception("event store %s: writer error; continuing", self.path)
         finally:
             ticker.cancel()
 
@@ -366,8 +373,13 @@ class EventStore:
 
     def _apply_foreign(self, rows: Sequence[tuple[int, str, float, str]]) -> None:
         """Fold in events another process sharing the file stored (in seq order)."""
-        for seq, _event_id, received, body in rows:
-            self.aggregates.apply(parse_event(body), received)
+        for seq, event_id, received, body in rows:
+            try:
+                self.aggregates.apply(parse_event(body), received)
+            except ValueError as exc:  # a writer we do not know stored something unreadable
+                log.error(
+                    "event store %s: event %s (seq %d) skipped: %s", self.path, event_id, seq, exc
+                )
             self._last_seq = max(self._last_seq, seq)
             self._rows += 1
             self._dirty = True
@@ -408,24 +420,43 @@ class EventStore:
         # The first request carrying a new id stored it; a repeat in the same batch is a dup.
         first: dict[str, tuple[int, float, str]] = {}
         for event, body, received, future in batch:
-            seq = fresh.get(event.id)
-            if seq is not None and event.id not in first:
-                first[event.id] = (seq, received, body)
-                self.aggregates.apply(event, received)
-                res = AppendResult("stored", seq, event, received)
+            res: AppendResult | StoreError
+            try:
+                res = self._result(event, body, received, fresh, old, first)
+            except Exception as exc:  # every waiting request gets an answer, whatever happens
+                log.exception("event store %s: answering for event %s failed", self.path, event.id)
+                res = StoreError(f"event store {self.path}: event {event.id}: {exc}")
+            if future.done():  # the request was cancelled; the event is stored all the same
+                continue
+            if isinstance(res, StoreError):
+                future.set_exception(res)
             else:
-                orig_seq, orig_received, orig_body = first.get(event.id) or old[event.id]
-                original = parse_event(orig_body)
-                res = AppendResult(
-                    # The same event, however its JSON was spelled.
-                    "duplicate" if original == event else "conflict",
-                    orig_seq,
-                    original,
-                    orig_received,
-                )
-            self._count(event.kind, res.result)
-            if not future.done():  # done: the request was cancelled; the event is stored
+                self._count(event.kind, res.result)
                 future.set_result(res)
+
+    def _result(
+        self,
+        event: Event,
+        body: str,
+        received: float,
+        fresh: dict[str, int],
+        old: dict[str, tuple[int, float, str]],
+        first: dict[str, tuple[int, float, str]],
+    ) -> AppendResult:
+        seq = fresh.get(event.id)
+        if seq is not None and event.id not in first:
+            first[event.id] = (seq, received, body)
+            self.aggregates.apply(event, received)
+            return AppendResult("stored", seq, event, received)
+        orig_seq, orig_received, orig_body = first.get(event.id) or old[event.id]
+        original = parse_event(orig_body)
+        return AppendResult(
+            # The same event, however its JSON was spelled.
+            "duplicate" if original == event else "conflict",
+            orig_seq,
+            original,
+            orig_received,
+        )
 
     def _count(self, kind: str, result: str) -> None:
         key = (kind, result)
