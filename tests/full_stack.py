@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import time
 import urllib.parse
 import urllib.request
@@ -43,31 +42,13 @@ from implmon.stack import (
     Process,
     alertmanager_config,
     free_port,
+    free_port_block,
     prometheus_config,
     start_agents,
     start_alertmanager,
     start_exporter,
     start_prometheus,
 )
-
-
-def port_block(count: int) -> int:
-    """A base port with ``count`` consecutive free ports (the demo agents need five)."""
-    for _ in range(50):
-        base = free_port()
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError(f"no block of {count} free ports")
 
 
 def http_json(url: str, body: Any = None) -> Any:
@@ -257,7 +238,7 @@ def full_stack(workdir: Path) -> Iterator[FullStack]:
     write_reports(project, reports, partial=False)
     plugin_env = install_plugin(workdir / "plugins")
 
-    agents_port = port_block(5)
+    agents_port = free_port_block(5)
     alertmanager_port, exporter_port, prometheus_port = free_port(), free_port(), free_port()
     stack = FullStack(
         workdir, f"http://127.0.0.1:{exporter_port}", f"http://127.0.0.1:{prometheus_port}"

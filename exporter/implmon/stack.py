@@ -97,14 +97,25 @@ def wait_http(url: str, timeout: float = 30.0, proc: Process | None = None) -> N
 class Process:
     """A child process in its own process group, logging to a file; stop() ends the group."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path,
-                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.popen = subprocess.Popen(
-            list(argv), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            list(argv),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
         )
 
     def tail(self, lines: int = 30) -> str:
@@ -135,8 +146,9 @@ class Process:
     def __enter__(self) -> Process:
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -153,34 +165,56 @@ def implmon_argv(*args: str) -> list[str]:
 
 
 def start_agents(workdir: Path, base_port: int, flap_period: float = 20.0) -> Process:
-    proc = Process("demo agents", implmon_argv("demo", "agents", "--base-port", str(base_port),
-                                               "--flap-period", str(flap_period)),
-                   workdir / "agents.log")
+    proc = Process(
+        "demo agents",
+        implmon_argv(
+            "demo", "agents", "--base-port", str(base_port), "--flap-period", str(flap_period)
+        ),
+        workdir / "agents.log",
+    )
     wait_http(f"http://127.0.0.1:{base_port}/health", proc=proc)
     return proc
 
 
-def start_exporter(workdir: Path, config_text: str, port: int,
-                   env: dict[str, str] | None = None, ready: bool = True) -> Process:
+def start_exporter(
+    workdir: Path,
+    config_text: str,
+    port: int,
+    env: dict[str, str] | None = None,
+    ready: bool = True,
+) -> Process:
     config = workdir / "implmon.yaml"
     config.write_text(config_text)
-    proc = Process("exporter", implmon_argv("run", "--config", str(config),
-                                            "--web.listen-address", f"127.0.0.1:{port}"),
-                   workdir / "exporter.log", env=env)
-    wait_http(f"http://127.0.0.1:{port}/-/ready" if ready else
-              f"http://127.0.0.1:{port}/-/healthy", proc=proc)
+    proc = Process(
+        "exporter",
+        implmon_argv("run", "--config", str(config), "--web.listen-address", f"127.0.0.1:{port}"),
+        workdir / "exporter.log",
+        env=env,
+    )
+    wait_http(
+        f"http://127.0.0.1:{port}/-/ready" if ready else f"http://127.0.0.1:{port}/-/healthy",
+        proc=proc,
+    )
     return proc
 
 
 def prometheus_config(
-    exporter: str, *, alertmanager: str | None = None, scrape_interval: str = "15s",
-    evaluation_interval: str | None = None, rules_dir: Path | None = None,
+    exporter: str,
+    *,
+    alertmanager: str | None = None,
+    scrape_interval: str = "15s",
+    evaluation_interval: str | None = None,
+    rules_dir: Path | None = None,
 ) -> str:
     """A Prometheus config scraping the exporter (job ``implmon``) and itself, loading
     ``rules/*.yml`` and sending alerts to ``alertmanager``."""
     rules = rules_dir or REPO / "rules"
-    alerting = (f"alerting:\n  alertmanagers:\n    - static_configs:\n"
-                f"        - targets: ['{alertmanager}']\n" if alertmanager else "")
+    alerting = (
+        f"alerting:\n  alertmanagers:\n    - static_configs:\n"
+        f"        - targets: ['{alertmanager}']\n"
+        if alertmanager
+        else ""
+    )
     return f"""global:
   scrape_interval: {scrape_interval}
   evaluation_interval: {evaluation_interval or scrape_interval}
@@ -202,12 +236,18 @@ def start_prometheus(workdir: Path, config_text: str, port: int) -> Process:
     config = workdir / "prometheus.yml"
     config.write_text(config_text.replace("PROMETHEUS_SELF", f"127.0.0.1:{port}"))
     (workdir / "prometheus-data").mkdir(exist_ok=True)
-    proc = Process("prometheus", [
-        _binary("prometheus"), f"--config.file={config}",
-        f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
-        f"--web.external-url=http://127.0.0.1:{port}/",
-    ], workdir / "prometheus.log")
+    proc = Process(
+        "prometheus",
+        [
+            _binary("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+            f"--web.external-url=http://127.0.0.1:{port}/",
+        ],
+        workdir / "prometheus.log",
+    )
     wait_http(f"http://127.0.0.1:{port}/-/ready", proc=proc)
     return proc
 
@@ -224,12 +264,18 @@ def start_alertmanager(workdir: Path, config_text: str, port: int) -> Process:
     config = workdir / "alertmanager.yml"
     config.write_text(config_text)
     (workdir / "alertmanager-data").mkdir(exist_ok=True)
-    proc = Process("alertmanager", [
-        _binary("prometheus-alertmanager", "alertmanager"), f"--config.file={config}",
-        f"--storage.path={workdir / 'alertmanager-data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-        f"--web.external-url=http://127.0.0.1:{port}/",
-    ], workdir / "alertmanager.log")
+    proc = Process(
+        "alertmanager",
+        [
+            _binary("prometheus-alertmanager", "alertmanager"),
+            f"--config.file={config}",
+            f"--storage.path={workdir / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            f"--web.external-url=http://127.0.0.1:{port}/",
+        ],
+        workdir / "alertmanager.log",
+    )
     wait_http(f"http://127.0.0.1:{port}/-/ready", proc=proc)
     return proc
 
