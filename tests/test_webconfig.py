@@ -5,6 +5,7 @@ certificates, extra headers; and invalid files, whose errors name the setting.""
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import ssl
 import subprocess
@@ -236,6 +237,41 @@ def test_basic_auth(start_exporter: StartExporter) -> None:
     missing = get(f"{exporter.base}/nope", user="prometheus", password="correct horse")
     assert missing.status == 404
     assert missing.headers["X-Frame-Options"] == "deny"
+
+
+def _post_event(url: str, token: str, event_id: str) -> Response:
+    body = json.dumps({"kind": "build", "id": event_id, "build_type": "testing",
+                       "outcome": "success", "duration_seconds": 1.5}).encode()
+    req = urllib.request.Request(url, data=body, method="POST", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return Response(resp.status, dict(resp.headers), resp.read())
+    except urllib.error.HTTPError as err:
+        return Response(err.code, dict(err.headers), err.read())
+
+
+def test_basic_auth_lets_ci_post_events_with_the_ingest_token(
+    start_exporter: StartExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Basic auth guards the exporter, but CI systems authenticate to the ingest API with its
+    bearer token: that one route is checked by ingest itself, and only when a token is set."""
+    monkeypatch.setenv("IMPLMON_INGEST_TOKEN", "ci-token")
+    exporter = start_exporter(f"basic_auth_users:\n  prometheus: {_hash('pw')}\n")
+    events = f"{exporter.base}/api/v1/events"
+    assert _post_event(events, "ci-token", "b-1").status == 201
+    assert _post_event(events, "wrong", "b-2").status == 403  # ingest's answer, not basic auth's
+    # The bearer token opens nothing else.
+    assert get(f"{exporter.base}/metrics", headers={"Authorization": "Bearer ci-token"}).status \
+        == 401
+
+
+def test_without_an_ingest_token_basic_auth_guards_events_too(
+    start_exporter: StartExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IMPLMON_INGEST_TOKEN", raising=False)
+    exporter = start_exporter(f"basic_auth_users:\n  prometheus: {_hash('pw')}\n")
+    assert _post_event(f"{exporter.base}/api/v1/events", "anything", "b-3").status == 401
 
 
 # --- TLS ---------------------------------------------------------------------------------------

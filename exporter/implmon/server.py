@@ -90,6 +90,16 @@ async def _monitor_ctx(app: web.Application) -> AsyncIterator[None]:
     await runtime.close()
 
 
+def _ingest_bearer(request: web.Request) -> bool:
+    """An event POST with a bearer token, when a token is configured: the ingest handler
+    checks it, so basic auth (meant for people and Prometheus) does not stand in front."""
+    if request.path != "/api/v1/events" or request.method != "POST":
+        return False
+    if not request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return False
+    return request.app[ingest.INGEST].token.get() is not None
+
+
 def create_app(runtime: Runtime, web_config: WebConfig | None = None) -> web.Application:
     """The exporter's aiohttp application for ``runtime``."""
     web_config = web_config or WebConfig()
@@ -97,7 +107,9 @@ def create_app(runtime: Runtime, web_config: WebConfig | None = None) -> web.App
     if web_config.http_server_config.headers:
         middlewares.append(headers_middleware(web_config.http_server_config.headers))
     if web_config.basic_auth_users:
-        middlewares.append(basic_auth_middleware(web_config.basic_auth_users))
+        middlewares.append(
+            basic_auth_middleware(web_config.basic_auth_users, own_auth=_ingest_bearer)
+        )
     app = web.Application(middlewares=middlewares)
     app[RUNTIME] = runtime
     app[_STOP] = asyncio.Event()
