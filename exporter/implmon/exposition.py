@@ -8,7 +8,7 @@ one float formatting per series.
 
 >>> from implmon.metrics import Sample
 >>> r = Renderer()
->>> text = r.render([Sample("implmon_host_cpus", {}, 2)], openmetrics=True)
+>>> text = r.render([Sample("implmon_host_cpus", {}, 2.0)], openmetrics=True)
 >>> print(text.decode())
 # HELP implmon_host_cpus Logical CPUs of the host (last cycle).
 # TYPE implmon_host_cpus gauge

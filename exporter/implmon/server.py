@@ -4,8 +4,10 @@ One app factory, :func:`create_app`; the monitor loop is a ``cleanup_ctx`` backg
 it starts with the app and stops (after its current cycle) on shutdown. ``/metrics`` serves the
 exposition the last cycle rendered: a scrape costs the same however slow the collectors are.
 
+>>> import tempfile, pathlib
 >>> from implmon.config import Config
->>> app = create_app(Runtime(Config()))
+>>> store = pathlib.Path(tempfile.mkdtemp()) / "implmon.db"
+>>> app = create_app(Runtime(Config(store_path=store)))
 >>> sorted({r.resource.canonical for r in app.router.routes() if r.resource})[:4]
 ['/', '/-/healthy', '/-/ready', '/-/reload']
 """
