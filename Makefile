@@ -51,8 +51,14 @@ demo: deps
 dashboards: $(STAMP)
 	$(VENV)/bin/implmon dashboards generate
 
+# Each benchmark prints its figures side by side with its baseline; BENCHMARKS.md records them.
 bench: deps
 	$(PY) bench/scrape.py
+	$(PY) bench/ingest.py throughput
+	$(PY) bench/ingest.py throughput --synchronous full
+	$(PY) bench/ingest.py crash --iterations 20
+	$(PY) bench/sdk_overhead.py
+	$(PY) bench/alert_latency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
