@@ -1,10 +1,10 @@
 """Prometheus text and OpenMetrics exposition of a snapshot, rendered once per cycle.
 
 Scrapes must not pay for rendering: the reporter renders every cycle's samples once, in a
-worker thread, into four ready byte strings (text and OpenMetrics, each plain and gzipped) and
-the server hands out the one the scraper asked for. A :class:`Renderer` caches each series'
-``name{labels}`` prefix across cycles, so a steady-state cycle costs one dictionary lookup and
-one float formatting per series.
+worker thread, into OpenMetrics, plain and gzipped (the text format follows on the cycle's first
+request for it), and the server hands out the variant the scraper asked for. A
+:class:`Renderer` caches each series' ``name{labels}`` prefix across cycles, so a steady-state
+cycle costs one dictionary lookup and one float formatting per series.
 
 >>> from implmon.metrics import Sample
 >>> r = Renderer()
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import gzip
 import math
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -45,27 +45,67 @@ GZIP_LEVEL = 1
 _CHUNK = 2048
 
 
-@dataclass(frozen=True, slots=True)
 class Exposition:
-    """One cycle's exposition in every variant a scraper can ask for."""
+    """One cycle's exposition in every variant a scraper can ask for.
 
-    text: bytes
-    text_gzip: bytes
-    openmetrics: bytes
-    openmetrics_gzip: bytes
+    OpenMetrics (what Prometheus asks for first), plain and gzipped, is rendered when the cycle
+    ends; the classic text format only when a scraper first asks for it in this cycle
+    (:meth:`render_text`, to be run off the event loop), then kept for the cycle's other
+    scrapes.
+    """
+
+    __slots__ = (
+        "_grouped",
+        "_renderer",
+        "_text",
+        "_text_gzip",
+        "_text_lock",
+        "openmetrics",
+        "openmetrics_gzip",
+    )
+
+    def __init__(
+        self, renderer: Renderer, grouped: Mapping[str, Mapping[Any, Any]], openmetrics: bytes
+    ) -> None:
+        self._renderer = renderer
+        self._grouped = grouped
+        self.openmetrics = openmetrics
+        self.openmetrics_gzip = gzip.compress(openmetrics, GZIP_LEVEL, mtime=0)
+        self._text: bytes | None = None
+        self._text_gzip = b""
+        self._text_lock = threading.Lock()
 
     @classmethod
     def build(cls, renderer: Renderer, samples: Iterable[Sample]) -> Exposition:
-        grouped = renderer.group(samples)
-        text = renderer.render_grouped(grouped, openmetrics=False)
-        om = renderer.render_grouped(grouped, openmetrics=True)
-        renderer.prune(grouped)
-        return cls(
-            text,
-            gzip.compress(text, GZIP_LEVEL, mtime=0),
-            om,
-            gzip.compress(om, GZIP_LEVEL, mtime=0),
-        )
+        with renderer.lock:
+            grouped = renderer.group(samples)
+            openmetrics = renderer.render_grouped(grouped, openmetrics=True)
+            renderer.prune(grouped)
+        return cls(renderer, grouped, openmetrics)
+
+    @property
+    def text_ready(self) -> bool:
+        return self._text is not None
+
+    def render_text(self) -> None:
+        """Render the text format once (blocking: call it from a worker thread)."""
+        with self._text_lock:
+            if self._text is None:
+                with self._renderer.lock:
+                    text = self._renderer.render_grouped(self._grouped, openmetrics=False)
+                self._text_gzip = gzip.compress(text, GZIP_LEVEL, mtime=0)
+                self._text = text
+
+    @property
+    def text(self) -> bytes:
+        self.render_text()
+        assert self._text is not None
+        return self._text
+
+    @property
+    def text_gzip(self) -> bytes:
+        self.render_text()
+        return self._text_gzip
 
     def variant(self, openmetrics: bool, use_gzip: bool) -> tuple[bytes, str]:
         if openmetrics:
@@ -176,6 +216,9 @@ class Renderer:
     def __init__(self, catalogue: Mapping[str, MetricSpec] | None = None) -> None:
         self._catalogue = CATALOGUE if catalogue is None else catalogue
         self._families: dict[str, _FamilyCache] = {}
+        # Held while rendering or pruning: the prefix cache is shared by the cycle's build and
+        # a late text render of the previous cycle, in different worker threads.
+        self.lock = threading.Lock()
 
     def _family(self, name: str) -> _FamilyCache:
         cache = self._families.get(name)

@@ -43,6 +43,8 @@ async def _metrics(request: web.Request) -> web.Response:
     openmetrics, use_gzip = choose_variant(
         request.headers.get("Accept", ""), request.headers.get("Accept-Encoding", "")
     )
+    if not openmetrics and not exposition.text_ready:
+        await asyncio.to_thread(exposition.render_text)
     body, content_type = exposition.variant(openmetrics, use_gzip)
     response = web.Response(body=body, headers={"Content-Type": content_type})
     if use_gzip:
