@@ -52,6 +52,7 @@ __all__ = [
     "Target",
     "Variable",
     "bargauge",
+    "component_errors",
     "dashboard_url",
     "gauge",
     "runbook",
@@ -694,3 +695,24 @@ class Dashboard:
             "version": 1,
             "weekStart": "",
         }
+
+
+def component_errors(description: str) -> Panel:
+    """Errors of the exporter's own pipeline components, per second (Components and Exporter
+    dashboards both show it); 0 for every component that raised none, so a quiet panel still
+    proves the query works."""
+    return timeseries(
+        "Component errors",
+        [
+            Target(
+                "sum by (component, role) (rate(implmon_component_errors_total"
+                "[$__rate_interval])) or sum by (component, role) "
+                "(0 * implmon_pipeline_component_up)",
+                "{{component}} ({{role}})",
+            )
+        ],
+        unit="ops",
+        thresholds=thresholds("green", (0.001, "red")),
+        description=description,
+        min=0,
+    )

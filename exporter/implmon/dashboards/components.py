@@ -23,6 +23,7 @@ from implmon.dashboards.common import (
     Row,
     Target,
     bargauge,
+    component_errors,
     dashboard_url,
     runbook,
     stat,
@@ -199,22 +200,10 @@ def build() -> Dashboard:
                 width=12,
                 min=0,
             ),
-            timeseries(
-                "Component errors",
-                [
-                    Target(
-                        "sum by (component, role) (rate(implmon_component_errors_total"
-                        "[$__rate_interval])) or sum by (component, role) "
-                        "(0 * implmon_pipeline_component_up)",
-                        "{{component}} ({{role}})",
-                    )
-                ],
-                unit="ops",
-                thresholds=thresholds("green", (0.001, "red")),
-                description="Errors raised by the exporter's own pipeline components "
+            component_errors(
+                "Errors raised by the exporter's own pipeline components "
                 "(analyzers, processors, reporters), per second; 0 for every pipeline "
-                "component that raised none.",
-                min=0,
+                "component that raised none."
             ),
         ],
     )

@@ -18,6 +18,7 @@ from implmon.dashboards.common import (
     Link,
     Row,
     Target,
+    component_errors,
     dashboard_url,
     runbook,
     stat,
@@ -193,21 +194,9 @@ def build() -> Dashboard:
                 stack=True,
                 min=0,
             ),
-            timeseries(
-                "Component errors",
-                [
-                    Target(
-                        "sum by (component, role) (rate(implmon_component_errors_total"
-                        "[$__rate_interval])) or sum by (component, role) "
-                        "(0 * implmon_pipeline_component_up)",
-                        "{{component}} ({{role}})",
-                    )
-                ],
-                unit="ops",
-                thresholds=thresholds("green", (0.001, "red")),
-                description="Errors raised by analyzers, processors and reporters, per second; 0 "
-                "for every pipeline component that raised none.",
-                min=0,
+            component_errors(
+                "Errors raised by analyzers, processors and reporters, per second; 0 "
+                "for every pipeline component that raised none."
             ),
             state_timeline(
                 "Pipeline components",
