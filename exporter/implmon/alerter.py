@@ -49,7 +49,7 @@ from typing import Any
 
 import aiohttp
 
-from implmon.component import Finding
+from implmon.component import RUNBOOKS_URL, Finding
 from implmon.config import AlertingConfig, AlertmanagerConfig, Config, read_secret
 from implmon.metrics import Sample
 
@@ -58,7 +58,7 @@ __all__ = ["RUNBOOK_BASE", "AlertSender", "Notification"]
 log = logging.getLogger(__name__)
 
 #: Where runbooks live; an alert without its own runbook links ``#<alertname lowercased>``.
-RUNBOOK_BASE = "https://github.com/implmon/implmon/blob/main/docs/runbooks.md"
+RUNBOOK_BASE = RUNBOOKS_URL
 #: Alerts per POST, as Prometheus's notifier (maxBatchSize).
 MAX_BATCH = 64
 #: Prometheus sends ``endsAt`` = now + 4 * max(resend delay, evaluation interval).
@@ -345,7 +345,7 @@ class AlertSender:
         return {
             "summary": finding.summary,
             "description": finding.description,
-            "runbook_url": finding.runbook or f"{RUNBOOK_BASE}#{finding.alertname.lower()}",
+            "runbook_url": finding.runbook_url,
         }
 
     async def process(self, findings: Sequence[Finding]) -> None:

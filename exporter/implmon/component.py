@@ -30,6 +30,7 @@ from implmon.durations import Duration
 from implmon.metrics import MetricSpec, Sample
 
 __all__ = [
+    "RUNBOOKS_URL",
     "AlertSink",
     "Analysis",
     "Analyzer",
@@ -45,6 +46,10 @@ __all__ = [
     "Severity",
     "Snapshot",
 ]
+
+
+#: The runbooks page; every alert and finding has an anchor there (its alertname, lowercased).
+RUNBOOKS_URL = "https://github.com/implmon/implmon/blob/main/docs/runbooks.md"
 
 
 class Role(StrEnum):
@@ -102,6 +107,11 @@ class Finding:
     description: str
     labels: Mapping[str, str] = field(default_factory=dict)
     runbook: str = ""
+
+    @property
+    def runbook_url(self) -> str:
+        """The finding's own runbook, or its alertname's anchor in ``docs/runbooks.md``."""
+        return self.runbook or f"{RUNBOOKS_URL}#{self.alertname.lower()}"
 
     @property
     def key(self) -> tuple[tuple[str, str], ...]:

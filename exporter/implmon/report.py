@@ -355,7 +355,7 @@ def _findings(findings: Sequence[Finding]) -> list[FindingStatus]:
             summary=f.summary,
             description=f.description,
             labels=dict(f.labels),
-            runbook=f.runbook,
+            runbook=f.runbook_url,
         )
         for f in ordered
     ]

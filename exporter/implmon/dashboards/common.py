@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from implmon.component import RUNBOOKS_URL
+
 __all__ = [
     "ALERTS_ANNOTATION",
     "COMPONENT",
@@ -69,7 +71,6 @@ JSON = dict[str, Any]
 # Grafana 10.4 and later read this schema version without migrating it.
 SCHEMA_VERSION = 39
 TAG = "implmon"
-RUNBOOKS_URL = "https://github.com/implmon/implmon/blob/main/docs/runbooks.md"
 GRID_WIDTH = 24
 
 # Stable uids: dashboard links, provisioning and `implmon dashboards push` all rely on them.
