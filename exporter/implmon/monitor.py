@@ -46,6 +46,7 @@ from implmon.component import (
     SampleProvider,
     Snapshot,
 )
+from implmon.gcpolicy import release_piecewise, sole_owner
 from implmon.metrics import (
     CATALOGUE,
     HistogramValue,
@@ -155,6 +156,7 @@ class ImplementationMonitor:
         providers: Sequence[SampleProvider] = (),
         alert_sink: AlertSink | None = None,
         clock: Callable[[], float] = time.time,
+        before_cycle: Callable[[], None] | None = None,
         after_cycle: Callable[[], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
@@ -163,6 +165,7 @@ class ImplementationMonitor:
         self.alert_sink = alert_sink
         self.clock = clock
         # Process-level housekeeping between cycles (the exporter's GC policy).
+        self.before_cycle = before_cycle
         self.after_cycle = after_cycle
         self.snapshot: Snapshot | None = None
         self.cycles: Counter[str] = Counter()
@@ -332,9 +335,16 @@ class ImplementationMonitor:
         snapshot.samples.extend(self.self_samples(snapshot))
         await self._report(snapshot)
         self.stage_durations["report"] = time.perf_counter() - t4
-        self.snapshot = snapshot
+        previous, self.snapshot = self.snapshot, snapshot
         self.cycle_done.set()
         self.cycle_done = asyncio.Event()
+        if previous is not None:
+            samples = previous.samples
+            previous = None
+            # The last cycle's samples die here: free them off the loop, a slice at a time,
+            # unless a report being rendered still holds the list.
+            if sole_owner(samples, expected=1):
+                await asyncio.to_thread(release_piecewise, samples)
         return snapshot
 
     def self_samples(self, snapshot: Snapshot | None = None) -> list[Sample]:
@@ -416,13 +426,16 @@ class ImplementationMonitor:
         cycle that overruns skips the slots it missed rather than running back to back."""
         next_start = time.monotonic()
         while not stop.is_set():
+            if self.before_cycle is not None:
+                self.before_cycle()
             try:
                 await self.run_cycle()
             except Exception:
                 self.cycles["failure"] += 1
                 log.exception("monitor cycle failed")
-            if self.after_cycle is not None:
-                self.after_cycle()
+            finally:
+                if self.after_cycle is not None:
+                    self.after_cycle()
             now = time.monotonic()
             next_start += self.interval
             if next_start < now:

@@ -145,7 +145,9 @@ async def serve(
     # Rendering and analysis run in worker threads; a short GIL switch interval (default 5 ms)
     # lets the event loop answer a scrape within a millisecond while they run.
     sys.setswitchinterval(0.0005)
-    runtime.monitor.after_cycle = CyclePolicy().after_cycle
+    policy = CyclePolicy()
+    runtime.monitor.before_cycle = policy.before_cycle
+    runtime.monitor.after_cycle = policy.after_cycle
     app = create_app(runtime, web_config)
     app[ingest.INGEST].listen_host = host  # the ingest token is required unless loopback-only
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
