@@ -39,6 +39,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
+# Seconds each scraper waits between two scrapes (--pause).
+PAUSE = 0.01
+
 SPEC = MetricSpec("implmon_bench_series", MetricType.GAUGE,
                   "Synthetic series for the scrape benchmark.", ("component", "shard"))
 
@@ -161,7 +164,7 @@ async def scrape_latencies(url: str, duration: float, max_requests: int,
                 await resp.read()
                 assert resp.status == 200
             latencies.append(time.perf_counter() - t0)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(PAUSE)
 
     async with aiohttp.ClientSession(auto_decompress=False) as session:
         await worker(session, time.monotonic() + 60, 3)  # warm up connections
@@ -197,6 +200,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8.0,
                         help="seconds of scraping per server (8 exporter cycles)")
     parser.add_argument("--max-requests", type=int, default=2000)
+    parser.add_argument("--pause", type=float, default=0.01,
+                        help="seconds each scraper waits between scrapes")
     parser.add_argument("--serve", choices=["implmon", "client_python"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--series", type=int, help=argparse.SUPPRESS)
@@ -210,6 +215,8 @@ def main() -> int:
         serve_client_python(args.port, args.series)
         return 0
 
+    global PAUSE
+    PAUSE = args.pause
     sizes = [int(s) for s in args.sizes.split(",")]
     me = [sys.executable, str(Path(__file__).resolve())]
     results: dict[str, Any] = {}

@@ -23,6 +23,7 @@ import gzip
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -65,7 +66,7 @@ class Exposition:
     )
 
     def __init__(
-        self, renderer: Renderer, grouped: Mapping[str, Mapping[Any, Any]], openmetrics: bytes
+        self, renderer: Renderer, grouped: dict[str, dict[Any, Any]], openmetrics: bytes
     ) -> None:
         self._renderer = renderer
         self._grouped = grouped
@@ -82,6 +83,17 @@ class Exposition:
             openmetrics = renderer.render_grouped(grouped, openmetrics=True)
             renderer.prune(grouped)
         return cls(renderer, grouped, openmetrics)
+
+    def release(self) -> None:
+        """Free this cycle's grouped series a slice at a time (call it in a worker thread once
+        a newer exposition replaced this one): dropped at once, their 100k values would be
+        freed in one C call, with the GIL held for milliseconds."""
+        with self._text_lock:
+            for series in self._grouped.values():
+                if isinstance(series, dict):
+                    while series:
+                        for key in list(islice(series, _CHUNK)):
+                            del series[key]
 
     @property
     def text_ready(self) -> bool:
@@ -259,9 +271,11 @@ class Renderer:
                         self._histogram(fam, key, value, openmetrics, out)
                 chunks.append("".join(out).encode())
                 continue
-            items = list(series.items())
-            for start in range(0, len(items), _CHUNK):
-                chunks.append(_render_chunk(fam, items[start : start + _CHUNK]).encode())
+            # Sliced off the items iterator: list(series.items()) would build 100k tuples in
+            # one C call (milliseconds with the GIL held).
+            items = iter(series.items())
+            while chunk := list(islice(items, _CHUNK)):
+                chunks.append(_render_chunk(fam, chunk).encode())
         if openmetrics:
             chunks.append(b"# EOF\n")
         return b"".join(chunks)
