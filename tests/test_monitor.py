@@ -212,3 +212,30 @@ async def test_reload_with_invalid_file_keeps_running_config(tmp_path: Path) -> 
         assert runtime.monitor.interval == 2.0
         snapshot = await runtime.monitor.run_cycle()
         assert value(snapshot.samples, "implmon_config_last_reload_successful") == 1.0
+
+
+class RaisingSink:
+    """An alert stage with a bug: process() raises."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def process(self, findings: Sequence[object]) -> None:
+        self.calls += 1
+        raise ConnectionError("bug in the sink")
+
+    def samples(self) -> list[Sample]:
+        return []
+
+
+async def test_raising_alert_stage_is_counted_not_a_failed_cycle() -> None:
+    sink = RaisingSink()
+    monitor = ImplementationMonitor(Pipeline(collectors=[Scripted("good", [1.0])]), interval=1.0,
+                                    alert_sink=sink)  # type: ignore[arg-type]
+    await monitor.run_cycle()
+    snapshot = await monitor.run_cycle()
+    assert sink.calls == 2
+    assert value(snapshot.samples, "implmon_component_errors_total",
+                 component="alert-stage", role="alerter") == 2.0
+    assert value(snapshot.samples, "implmon_monitor_cycles_total", outcome="success") == 2.0
+    assert set(monitor.cycles) == {"success"}

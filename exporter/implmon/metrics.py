@@ -469,7 +469,8 @@ define(
 define(
     "implmon_component_errors_total",
     C,
-    "Errors raised by pipeline components (analyzers, processors, reporters) (last cycle).",
+    "Errors raised by pipeline components (analyzers, processors, reporters) and the alert "
+    "stage (last cycle).",
     ("component", "role"),
 )
 define(

@@ -289,7 +289,9 @@ class ImplementationMonitor:
         try:
             await self.alert_sink.process(findings)
         except Exception as exc:  # noqa: BLE001 - delivery problems are the sink's to count
-            self.cycles["alert_error"] += 1
+            # A sink that raises (rather than counting its own delivery failures) is a bug in
+            # it: counted like a failing component, not as a failed cycle.
+            self.component_errors[("alert-stage", "alerter")] += 1
             log.warning("alert stage failed: %s: %s", type(exc).__name__, exc)
 
     async def _report(self, snapshot: Snapshot) -> None:
