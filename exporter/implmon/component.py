@@ -23,9 +23,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
-from implmon.credentials import secret_file_forms
+from implmon.credentials import StrictModel
 from implmon.durations import Duration
 from implmon.metrics import MetricSpec, Sample
 
@@ -74,16 +74,8 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-class ComponentSettings(BaseModel):
+class ComponentSettings(StrictModel):
     """Settings every component entry has; a kind's own ``Settings`` extends this."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _secret_forms(cls, data: Any) -> Any:
-        # `token: ${TOKEN}` and `token_file: path` for every Secret setting of a kind.
-        return secret_file_forms(cls, data)
 
     kind: str
     name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_.-]*$")

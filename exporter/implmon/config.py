@@ -33,15 +33,13 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from implmon.component import ComponentSettings, Role
-from implmon.credentials import ConfigPath, Secret, read_secret, secret_file_forms
+from implmon.credentials import ConfigPath, Secret, StrictModel, read_secret
 from implmon.durations import Duration
 from implmon.registry import ComponentRegistry, UnknownKindError
 
@@ -91,15 +89,6 @@ class ConfigError(Exception):
         self.source = source
         self.problems = list(problems)
         super().__init__("\n".join(p.format(source) for p in self.problems))
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _secret_forms(cls, data: Any) -> Any:
-        return secret_file_forms(cls, data)
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-__all__ = ["ConfigPath", "Secret", "read_secret", "secret_file_forms"]
+__all__ = ["ConfigPath", "Secret", "StrictModel", "read_secret", "secret_file_forms"]
 
 
 def _resolve_path(value: Path, info: ValidationInfo) -> Path:
@@ -90,3 +90,15 @@ def secret_file_forms(cls: type[BaseModel], data: Any) -> Any:
         elif isinstance(data.get(name), str):
             data[name] = {"value": data[name]}
     return data
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, values are frozen, and each
+    :class:`Secret` setting ``X`` also accepts ``X: ${ENV}`` and ``X_file: path``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_forms(cls, data: Any) -> Any:
+        return secret_file_forms(cls, data)

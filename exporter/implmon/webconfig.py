@@ -35,7 +35,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import AfterValidator, model_validator
 
-from implmon.config import ConfigPath, StrictModel
+from implmon.credentials import ConfigPath, StrictModel
 
 __all__ = ["WebConfig", "basic_auth_middleware", "headers_middleware", "ssl_context"]
 
