@@ -79,3 +79,9 @@ async def test_collection_resumes_when_a_cycle_fails() -> None:
     stop.set()
     await task
     assert gc.isenabled()
+
+
+def test_release_piecewise_empties_a_dict() -> None:
+    series = {(str(i),): float(i) for i in range(10_000)}
+    release_piecewise(series)
+    assert series == {}

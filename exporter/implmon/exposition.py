@@ -27,6 +27,7 @@ from itertools import islice
 from operator import itemgetter
 from typing import Any
 
+from implmon.gcpolicy import release_piecewise
 from implmon.metrics import CATALOGUE, HistogramValue, MetricSpec, MetricType, Sample
 
 __all__ = [
@@ -90,10 +91,7 @@ class Exposition:
         freed in one C call, with the GIL held for milliseconds."""
         with self._text_lock:
             for series in self._grouped.values():
-                if isinstance(series, dict):
-                    while series:
-                        for key in list(islice(series, _CHUNK)):
-                            del series[key]
+                release_piecewise(series)
 
     @property
     def text_ready(self) -> bool:

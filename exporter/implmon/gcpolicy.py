@@ -21,6 +21,7 @@ import gc
 import logging
 import sys
 import time
+from itertools import islice
 from typing import Any
 
 __all__ = ["CyclePolicy", "release_piecewise"]
@@ -63,16 +64,21 @@ class CyclePolicy:
 _RELEASE_STEP = 2048
 
 
-def release_piecewise(items: list[Any]) -> None:
-    """Empty ``items`` a slice at a time (call it in a worker thread).
+def release_piecewise(items: list[Any] | dict[Any, Any]) -> None:
+    """Empty a list or dict a slice at a time (call it in a worker thread).
 
-    Dropping the last reference to a list of 100k samples frees them all inside one C call,
-    holding the GIL for tens of milliseconds: a scrape waits that long. Deleting slices frees
-    the same objects in steps between which the interpreter can switch to the event loop.
-    Only for a list nothing else uses any more.
+    Dropping the last reference to a container of 100k samples frees them all inside one C
+    call, holding the GIL for tens of milliseconds: a scrape waits that long. Deleting slices
+    frees the same objects in steps between which the interpreter can switch to the event
+    loop. Only for a container nothing else uses any more.
     """
+    if isinstance(items, list):
+        while items:
+            del items[-_RELEASE_STEP:]
+        return
     while items:
-        del items[-_RELEASE_STEP:]
+        for key in list(islice(items, _RELEASE_STEP)):
+            del items[key]
 
 
 def sole_owner(obj: object, expected: int) -> bool:
