@@ -156,3 +156,21 @@ def test_prefix_cache_is_pruned_when_series_go_away() -> None:
     exp = Exposition.build(renderer, [Sample("t_plain", {}, 1.0)])
     assert exp.text.decode().count("\n") == 3
     assert sum(len(f.prefixes) for f in renderer._families.values()) == 1
+
+
+def test_cycle_exposition_matches_a_cold_render_as_series_come_and_go() -> None:
+    """Series that appear in the middle of a render slice (the prefix cache misses there),
+    vanish, and carry NaN and ±Inf: each cycle's OpenMetrics bytes and its text format (built
+    from slices of them) equal what a fresh renderer writes for the same samples."""
+    renderer = Renderer(SPECS)
+    for seed, n in ((1, 3000), (2, 5000), (3, 1200), (4, 5000)):
+        samples = random_samples(seed, n)
+        rng = random.Random(seed)
+        for i in rng.sample(range(1, len(samples) - 1), 40):
+            sample = samples[i]
+            samples[i] = Sample(sample.metric, sample.labels,
+                                rng.choice([float("nan"), float("inf"), float("-inf")]))
+        exp = Exposition.build(renderer, samples)
+        assert exp.openmetrics == Renderer(SPECS).render(samples, openmetrics=True)
+        assert exp.text == Renderer(SPECS).render(samples, openmetrics=False)
+        assert parsed(exp.text.decode()) == parsed(generate_latest(registry_for(samples)).decode())

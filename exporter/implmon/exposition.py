@@ -24,7 +24,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
-from operator import itemgetter
+from operator import add, itemgetter
 from typing import Any
 
 from implmon.gcpolicy import release_piecewise
@@ -51,58 +51,52 @@ class Exposition:
     """One cycle's exposition in every variant a scraper can ask for.
 
     OpenMetrics (what Prometheus asks for first), plain and gzipped, is rendered when the cycle
-    ends; the classic text format only when a scraper first asks for it in this cycle
-    (:meth:`render_text`, to be run off the event loop), then kept for the cycle's other
-    scrapes.
+    ends. The classic text format shares its sample lines (every family's but histograms',
+    whose OpenMetrics lines carry exemplars): it is kept as parts, headers plus slices of the
+    OpenMetrics bytes, and joined and gzipped only when a scraper first asks for it in this
+    cycle (:meth:`render_text`, to be run off the event loop). An exposition holds only bytes:
+    dropping it frees a few buffers, not one object per series.
     """
 
     __slots__ = (
-        "_grouped",
-        "_renderer",
         "_text",
         "_text_gzip",
         "_text_lock",
+        "_text_parts",
         "openmetrics",
         "openmetrics_gzip",
     )
 
-    def __init__(
-        self, renderer: Renderer, grouped: dict[str, dict[Any, Any]], openmetrics: bytes
-    ) -> None:
-        self._renderer = renderer
-        self._grouped = grouped
+    def __init__(self, openmetrics: bytes, text_parts: list[bytes | memoryview]) -> None:
         self.openmetrics = openmetrics
         self.openmetrics_gzip = gzip.compress(openmetrics, GZIP_LEVEL, mtime=0)
+        self._text_parts = text_parts
         self._text: bytes | None = None
         self._text_gzip = b""
         self._text_lock = threading.Lock()
 
     @classmethod
     def build(cls, renderer: Renderer, samples: Iterable[Sample]) -> Exposition:
+        """Render ``samples`` (blocking: call it from a worker thread)."""
         with renderer.lock:
             grouped = renderer.group(samples)
-            openmetrics = renderer.render_grouped(grouped, openmetrics=True)
+            openmetrics, text_parts = renderer.render_both(grouped)
             renderer.prune(grouped)
-        return cls(renderer, grouped, openmetrics)
-
-    def release(self) -> None:
-        """Free this cycle's grouped series a slice at a time (call it in a worker thread once
-        a newer exposition replaced this one): dropped at once, their 100k values would be
-        freed in one C call, with the GIL held for milliseconds."""
-        with self._text_lock:
-            for series in self._grouped.values():
-                release_piecewise(series)
+        # The grouped series die here, in this worker thread, a slice at a time: dropped at
+        # once, 100k of them would be freed in one C call with the GIL held for milliseconds.
+        for series in grouped.values():
+            release_piecewise(series)
+        return cls(openmetrics, text_parts)
 
     @property
     def text_ready(self) -> bool:
         return self._text is not None
 
     def render_text(self) -> None:
-        """Render the text format once (blocking: call it from a worker thread)."""
+        """Join and gzip the text format once (blocking: call it from a worker thread)."""
         with self._text_lock:
             if self._text is None:
-                with self._renderer.lock:
-                    text = self._renderer.render_grouped(self._grouped, openmetrics=False)
+                text = b"".join(self._text_parts)
                 self._text_gzip = gzip.compress(text, GZIP_LEVEL, mtime=0)
                 self._text = text
 
@@ -180,9 +174,10 @@ class _FamilyCache:
             family = spec.family_name if om else spec.name
             headers.append(
                 f"# HELP {family} {_escape_help(spec.help, om)}\n"
-                f"# TYPE {family} {spec.type.value}\n"
+                f"# TYPE {family} {spec.type.value}\n".encode()
             )
-        self.headers = tuple(headers)
+        # Indexed by "is OpenMetrics": (text header, OpenMetrics header).
+        self.headers: tuple[bytes, bytes] = (headers[0], headers[1])
 
     def labels_text(self, key: Any) -> str:
         names = self.spec.labels
@@ -192,28 +187,38 @@ class _FamilyCache:
         return ",".join(f'{n}="{_escape_label(v)}"' for n, v in zip(names, values, strict=True))
 
 
-def _render_chunk(fam: _FamilyCache, items: list[tuple[Any, Any]]) -> str:
-    """``name{labels} value`` lines for a slice of one family's series.
+def _render_lines(fam: _FamilyCache, series: Mapping[Any, Any]) -> list[bytes]:
+    """``name{labels} value`` lines of one family's plain series, a slice at a time.
 
-    The hot loop of every cycle: one cached-prefix lookup and one ``repr`` per series. ``repr``
-    writes ±Inf and NaN as ``inf``/``nan``, which are fixed up afterwards on the rare chunk
-    that has them (a label value cannot end a line: newlines in it are escaped).
+    The hot loop of every cycle, run by C-level ``map`` over each slice: one cached-prefix
+    lookup and one ``repr`` per series, no bytecode per series. A slice's join holds the GIL
+    for well under a millisecond; one join over 100k series would hold it for tens. ``repr``
+    writes ±Inf and NaN as ``inf``/``nan``, fixed up afterwards on the rare slice that has them
+    (a label value cannot end a line: newlines in it are escaped).
     """
     prefixes = fam.prefixes
-    r = repr
-    try:
-        text = "".join([f"{prefixes[k]}{r(v)}\n" for k, v in items])
-    except KeyError:
-        name = fam.spec.name
-        for key, _ in items:
-            if key not in prefixes:
-                labels = fam.labels_text(key)
-                prefixes[key] = f"{name}{{{labels}}} " if labels else f"{name} "
-        text = "".join([f"{prefixes[k]}{r(v)}\n" for k, v in items])
-    if "inf\n" in text or "nan\n" in text:
-        text = text.replace(" inf\n", " +Inf\n").replace(" -inf\n", " -Inf\n")
-        text = text.replace(" nan\n", " NaN\n")
-    return text
+    prefix = prefixes.__getitem__
+    chunks: list[bytes] = []
+    keys = iter(series)
+    values = iter(series.values())
+    while chunk := list(islice(keys, _CHUNK)):
+        reprs = list(map(repr, islice(values, len(chunk))))
+        try:
+            lines = list(map(add, map(prefix, chunk), reprs))
+        except KeyError:
+            name = fam.spec.name
+            for key in chunk:
+                if key not in prefixes:
+                    labels = fam.labels_text(key)
+                    prefixes[key] = f"{name}{{{labels}}} " if labels else f"{name} "
+            lines = list(map(add, map(prefix, chunk), reprs))
+        lines.append("")
+        text = "\n".join(lines)
+        if "inf\n" in text or "nan\n" in text:
+            text = text.replace(" inf\n", " +Inf\n").replace(" -inf\n", " -Inf\n")
+            text = text.replace(" nan\n", " NaN\n")
+        chunks.append(text.encode())
+    return chunks
 
 
 class Renderer:
@@ -226,8 +231,8 @@ class Renderer:
     def __init__(self, catalogue: Mapping[str, MetricSpec] | None = None) -> None:
         self._catalogue = CATALOGUE if catalogue is None else catalogue
         self._families: dict[str, _FamilyCache] = {}
-        # Held while rendering or pruning: the prefix cache is shared by the cycle's build and
-        # a late text render of the previous cycle, in different worker threads.
+        # Held while rendering or pruning: the prefix cache is not safe to share between
+        # worker threads.
         self.lock = threading.Lock()
 
     def _family(self, name: str) -> _FamilyCache:
@@ -237,46 +242,84 @@ class Renderer:
         return cache
 
     def group(self, samples: Iterable[Sample]) -> dict[str, dict[Any, float | HistogramValue]]:
-        """Samples by family and series key (a later sample of the same series wins)."""
+        """Samples by family and series key (a later sample of the same series wins).
+
+        Collectors emit a family's samples together, so the family is looked up when the
+        metric changes, not per sample (names are compared by identity first, then value).
+        """
         grouped: dict[str, dict[Any, float | HistogramValue]] = {}
-        keys: dict[str, Callable[[Mapping[str, str]], Any]] = {}
+        last = None
+        series: dict[Any, float | HistogramValue] = {}
+        key: Callable[[Mapping[str, str]], Any] = tuple  # replaced at the first sample
         for sample in samples:
-            series = grouped.get(sample.metric)
-            if series is None:
-                series = grouped[sample.metric] = {}
-                keys[sample.metric] = self._family(sample.metric).key
-            series[keys[sample.metric](sample.labels)] = sample.value
+            metric = sample.metric
+            if metric is not last and metric != last:
+                series = grouped.setdefault(metric, {})
+                key = self._family(metric).key
+                last = metric
+            series[key(sample.labels)] = sample.value
         return grouped
 
     def render(self, samples: Iterable[Sample], openmetrics: bool) -> bytes:
         return self.render_grouped(self.group(samples), openmetrics)
 
+    def _body(
+        self, fam: _FamilyCache, series: Mapping[Any, float | HistogramValue], om: bool
+    ) -> list[bytes]:
+        if fam.spec.type is not MetricType.HISTOGRAM:
+            return _render_lines(fam, series)
+        out: list[str] = []
+        for key, value in series.items():
+            if isinstance(value, HistogramValue):
+                self._histogram(fam, key, value, om, out)
+        return ["".join(out).encode()]
+
     def render_grouped(
         self, grouped: Mapping[str, Mapping[Any, float | HistogramValue]], openmetrics: bool
     ) -> bytes:
-        # Rendered, joined and encoded in chunks: one str.join over 100k series holds the GIL
-        # for tens of milliseconds, which a scrape served meanwhile on the event loop would
-        # wait out.
         chunks: list[bytes] = []
         for name in sorted(grouped):
             fam = self._family(name)
-            chunks.append(fam.headers[openmetrics].encode())
-            series = grouped[name]
-            if fam.spec.type is MetricType.HISTOGRAM:
-                out: list[str] = []
-                for key, value in series.items():
-                    if isinstance(value, HistogramValue):
-                        self._histogram(fam, key, value, openmetrics, out)
-                chunks.append("".join(out).encode())
-                continue
-            # Sliced off the items iterator: list(series.items()) would build 100k tuples in
-            # one C call (milliseconds with the GIL held).
-            items = iter(series.items())
-            while chunk := list(islice(items, _CHUNK)):
-                chunks.append(_render_chunk(fam, chunk).encode())
+            chunks.append(fam.headers[openmetrics])
+            chunks.extend(self._body(fam, grouped[name], openmetrics))
         if openmetrics:
             chunks.append(b"# EOF\n")
         return b"".join(chunks)
+
+    def render_both(
+        self, grouped: Mapping[str, Mapping[Any, float | HistogramValue]]
+    ) -> tuple[bytes, list[bytes | memoryview]]:
+        """OpenMetrics bytes, and the text format as parts to join: its sample lines are
+        slices of the OpenMetrics bytes for every family but histograms (rendered apart)."""
+        chunks: list[bytes] = []
+        # Per family: its text header, then its text body as (start, end) in the
+        # OpenMetrics bytes or as bytes of its own.
+        layout: list[tuple[bytes, tuple[int, int] | bytes]] = []
+        pos = 0
+        for name in sorted(grouped):
+            fam = self._family(name)
+            series = grouped[name]
+            chunks.append(fam.headers[True])
+            pos += len(fam.headers[True])
+            body = self._body(fam, series, True)
+            size = sum(map(len, body))
+            chunks.extend(body)
+            if fam.spec.type is MetricType.HISTOGRAM:
+                layout.append((fam.headers[False], b"".join(self._body(fam, series, False))))
+            else:
+                layout.append((fam.headers[False], (pos, pos + size)))
+            pos += size
+        chunks.append(b"# EOF\n")
+        openmetrics = b"".join(chunks)
+        view = memoryview(openmetrics)
+        parts: list[bytes | memoryview] = []
+        for header, body_or_span in layout:
+            parts.append(header)
+            if isinstance(body_or_span, bytes):
+                parts.append(body_or_span)
+            else:
+                parts.append(view[body_or_span[0] : body_or_span[1]])
+        return openmetrics, parts
 
     def _histogram(
         self, fam: _FamilyCache, key: Any, value: HistogramValue, om: bool, out: list[str]

@@ -14,7 +14,6 @@ from typing import Any
 
 from implmon.component import ComponentSettings, Reporter, Snapshot
 from implmon.exposition import Exposition, Renderer
-from implmon.gcpolicy import sole_owner
 from implmon.metrics import Sample
 
 __all__ = ["PrometheusReporter"]
@@ -33,12 +32,10 @@ class PrometheusReporter(Reporter):
     async def publish(self, samples: Iterable[Sample]) -> None:
         """Render ``samples`` and make them what ``/metrics`` serves."""
         async with self._lock:  # the renderer's cache is not shared between threads
-            new = await asyncio.to_thread(Exposition.build, self._renderer, list(samples))
-            old, self.exposition = self.exposition, new
-            # Free the replaced cycle's series off the event loop (unless a text render of
-            # it is still being served, which then drops it when done).
-            if sole_owner(old, expected=1):
-                await asyncio.to_thread(old.release)
+            # The replaced exposition holds only a few buffers: dropping it here is cheap.
+            self.exposition = await asyncio.to_thread(
+                Exposition.build, self._renderer, list(samples)
+            )
 
     async def report(self, snapshot: Snapshot) -> None:
         await self.publish(snapshot.samples)
