@@ -28,6 +28,7 @@ Run:  .venv/bin/python bench/alert_latency.py [--iterations 5] [--interval 250ms
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -39,18 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from implmon.demo import DEMO_COMPONENTS, demo_config
+from implmon.demo import DEMO_COMPONENTS
 from implmon.durations import parse_duration
-from implmon.stack import (
-    Process,
-    free_port,
-    free_port_block,
-    prometheus_config,
-    start_agents,
-    start_alertmanager,
-    start_exporter,
-    start_prometheus,
-)
+from implmon.stack import start_stack
 from implmon.webhook import Notification, WebhookReceiver, fast_alertmanager_config, fast_rules
 
 RULE_ALERT = "ImplmonComponentDown"
@@ -71,17 +63,6 @@ class Settings:
     @property
     def alignment(self) -> dict[str, float]:
         return {"rules": 3 * self.interval, "direct": self.interval}
-
-
-def fault(agents_port: int, component: str, status: str) -> None:
-    index = [c.name for c in DEMO_COMPONENTS].index(component)
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{agents_port + index}/-/fault",
-        data=json.dumps({"status": status}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        assert response.status == 200
 
 
 def matcher(alertname: str, component: str, status: str) -> Callable[[Notification], bool]:
@@ -109,64 +90,37 @@ def wait_until(url: str, check: Callable[[Any], bool], timeout: float = 60.0) ->
 def measure(settings: Settings, iterations: int, workdir: Path, settle: float) -> dict[str, Any]:
     receiver = WebhookReceiver()
     receiver.start()
-    agents_port = free_port_block(len(DEMO_COMPONENTS))
-    exporter_port, prometheus_port, am_port = free_port(), free_port(), free_port()
     interval = f"{int(settings.interval * 1000)}ms"
-    processes: list[Process] = []
     results: dict[str, list[float]] = {
         "rules": [],
         "direct": [],
         "rules_resolved": [],
         "direct_resolved": [],
     }
-    try:
-        processes.append(
-            start_alertmanager(
+    with contextlib.ExitStack() as running:
+        running.callback(receiver.stop)
+        stack = running.enter_context(
+            start_stack(
                 workdir,
-                fast_alertmanager_config(
+                alertmanager_yml=fast_alertmanager_config(
                     receiver.url + "/alerts",
                     group_wait=f"{settings.group_wait:g}s",
                     group_interval=f"{settings.group_interval:g}s",
                 ),
-                am_port,
-            )
-        )
-        processes.append(start_agents(workdir, agents_port, flap_period=86400.0))
-        processes.append(
-            start_exporter(
-                workdir,
-                demo_config(
-                    "127.0.0.1",
-                    agents_port,
-                    interval=interval,
-                    store_path=workdir / "implmon.db",
-                    alertmanager_url=f"http://127.0.0.1:{am_port}",
-                    failure_threshold=1,
-                ),
-                exporter_port,
-            )
-        )
-        rules = fast_rules(workdir / "rules", for_=f"{settings.rule_for:g}s")
-        processes.append(
-            start_prometheus(
-                workdir,
-                prometheus_config(
-                    f"127.0.0.1:{exporter_port}",
-                    alertmanager=f"127.0.0.1:{am_port}",
-                    scrape_interval=interval,
-                    rules_dir=rules,
-                ),
-                prometheus_port,
+                interval=interval,
+                flap_period=86400.0,
+                failure_threshold=1,
+                rules_dir=fast_rules(workdir / "rules", for_=f"{settings.rule_for:g}s"),
             )
         )
         # Warm-up: Prometheus discovers Alertmanagers a few seconds after start (alerts
         # raised before are not sent until their resend delay, 1m), and needs the exporter up.
         wait_until(
-            f"http://127.0.0.1:{prometheus_port}/api/v1/alertmanagers",
+            f"{stack.prometheus_url}/api/v1/alertmanagers",
             lambda body: bool(body["data"]["activeAlertmanagers"]),
         )
         wait_until(
-            f"http://127.0.0.1:{prometheus_port}/api/v1/query?query=up%7Bjob%3D%22implmon%22%7D",
+            f"{stack.prometheus_url}/api/v1/query?query=up%7Bjob%3D%22implmon%22%7D",
             lambda body: any(r["value"][1] == "1" for r in body["data"]["result"]),
         )
         time.sleep(2.0)
@@ -174,13 +128,13 @@ def measure(settings: Settings, iterations: int, workdir: Path, settle: float) -
         for i in range(iterations):
             component = components[i % len(components)]
             injected = time.time()
-            fault(agents_port, component, "fail")
+            stack.fault(component, "fail")
             rule = receiver.wait_for(matcher(RULE_ALERT, component, "firing"), timeout=60)
             direct = receiver.wait_for(matcher(DIRECT_ALERT, component, "firing"), timeout=60)
             results["rules"].append(rule.received_at - injected)
             results["direct"].append(direct.received_at - injected)
             restored = time.time()
-            fault(agents_port, component, "auto")
+            stack.fault(component, "auto")
             rule = receiver.wait_for(matcher(RULE_ALERT, component, "resolved"), timeout=60)
             direct = receiver.wait_for(matcher(DIRECT_ALERT, component, "resolved"), timeout=60)
             results["rules_resolved"].append(rule.received_at - restored)
@@ -194,10 +148,6 @@ def measure(settings: Settings, iterations: int, workdir: Path, settle: float) -
             )
             if i + 1 < iterations:
                 time.sleep(settle)
-    finally:
-        for proc in reversed(processes):
-            proc.stop()
-        receiver.stop()
     return results
 
 

@@ -24,19 +24,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from implmon.demo import demo_config, format_notification
-from implmon.stack import (
-    REPO,
-    alertmanager_config,
-    free_port,
-    free_port_block,
-    prometheus_config,
-    start_agents,
-    start_alertmanager,
-    start_exporter,
-    start_prometheus,
-    stopping,
-)
+from implmon.demo import format_notification
+from implmon.stack import REPO, alertmanager_config, free_port, free_port_block, start_stack
 
 
 def port_or_free(preferred: int) -> int:
@@ -88,18 +77,18 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-    with stopping([]) as procs:
-        print("starting the demo agent framework, exporter, Prometheus and Alertmanager...")
-        procs.append(start_agents(args.workdir, agents_port, args.flap_period))
-        procs.append(start_alertmanager(
-            args.workdir, alertmanager_config(f"http://127.0.0.1:{hook_port}/alerts"), am_port))
-        procs.append(start_exporter(args.workdir, demo_config(
-            "127.0.0.1", agents_port, interval=args.interval,
-            store_path=args.workdir / "implmon.db",
-            alertmanager_url=f"http://127.0.0.1:{am_port}"), exporter_port))
-        procs.append(start_prometheus(args.workdir, prometheus_config(
-            f"127.0.0.1:{exporter_port}", alertmanager=f"127.0.0.1:{am_port}",
-            scrape_interval="5s"), prom_port))
+    print("starting the demo agent framework, exporter, Prometheus and Alertmanager...")
+    with start_stack(
+        args.workdir,
+        alertmanager_yml=alertmanager_config(f"http://127.0.0.1:{hook_port}/alerts"),
+        interval=args.interval,
+        scrape_interval="5s",
+        flap_period=args.flap_period,
+        agents_port=agents_port,
+        exporter_port=exporter_port,
+        prometheus_port=prom_port,
+        alertmanager_port=am_port,
+    ) as stack:
         print(f"""
 implmon demo is up (logs in {args.workdir}):
   status page      http://127.0.0.1:{exporter_port}/
@@ -115,7 +104,7 @@ Notifications Alertmanager sends are printed below. Ctrl-C stops everything.
         while not stop.is_set():
             if deadline is not None and time.monotonic() > deadline:
                 break
-            for proc in procs:
+            for proc in stack.processes:
                 if proc.popen.poll() is not None:
                     print(f"{proc.name} exited unexpectedly:\n{proc.tail()}", file=sys.stderr)
                     stop.set()

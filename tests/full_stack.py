@@ -29,7 +29,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,18 +37,7 @@ from typing import Any
 import pytest
 import quality_reports as qr
 import yaml
-from implmon.demo import demo_config
-from implmon.stack import (
-    Process,
-    alertmanager_config,
-    free_port,
-    free_port_block,
-    prometheus_config,
-    start_agents,
-    start_alertmanager,
-    start_exporter,
-    start_prometheus,
-)
+from implmon.stack import alertmanager_config, free_port, start_stack
 
 
 def http_json(url: str, body: Any = None) -> Any:
@@ -62,10 +51,11 @@ def http_json(url: str, body: Any = None) -> Any:
 
 @dataclass
 class FullStack:
+    """What the tests read from the running stack: the exporter's and Prometheus's answers."""
+
     workdir: Path
     exporter_url: str
     prometheus_url: str
-    processes: list[Process] = field(default_factory=list)
 
     def query(self, promql: str) -> dict[str, Any]:
         """Prometheus's whole answer to an instant query (status, data or error)."""
@@ -160,14 +150,10 @@ def install_plugin(directory: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(directory)}
 
 
-def exporter_config(agents_port: int, workdir: Path, alertmanager_port: int) -> str:
-    """The demo config plus report collectors and the quality and performance analyzers."""
-    config: dict[str, Any] = yaml.safe_load(
-        demo_config(
-            "127.0.0.1", agents_port, interval="1s", store_path=workdir / "implmon.db",
-            alertmanager_url=f"http://127.0.0.1:{alertmanager_port}", failure_threshold=1,
-        )
-    )  # fmt: skip
+def exporter_config(demo_config: str, workdir: Path) -> str:
+    """The demo config plus report collectors, the quality and performance analyzers and the
+    plugin processor."""
+    config: dict[str, Any] = yaml.safe_load(demo_config)
     reports = workdir / "reports"
     config["collectors"] += [
         {"kind": "junit", "name": "tests", "paths": [f"{reports}/junit-*.xml"],
@@ -238,37 +224,17 @@ def full_stack(workdir: Path) -> Iterator[FullStack]:
     write_reports(project, reports, partial=False)
     plugin_env = install_plugin(workdir / "plugins")
 
-    agents_port = free_port_block(5)
-    alertmanager_port, exporter_port, prometheus_port = free_port(), free_port(), free_port()
-    stack = FullStack(
-        workdir, f"http://127.0.0.1:{exporter_port}", f"http://127.0.0.1:{prometheus_port}"
-    )
-    try:
-        stack.processes.append(start_agents(workdir, agents_port, flap_period=3.0))
-        stack.processes.append(
-            start_alertmanager(
-                workdir, alertmanager_config(f"http://127.0.0.1:{free_port()}/"), alertmanager_port
-            )
-        )
-        stack.processes.append(
-            start_exporter(
-                workdir,
-                exporter_config(agents_port, workdir, alertmanager_port),
-                exporter_port,
-                env=plugin_env,
-            )
-        )
-        stack.processes.append(
-            start_prometheus(
-                workdir,
-                prometheus_config(
-                    f"127.0.0.1:{exporter_port}",
-                    alertmanager=f"127.0.0.1:{alertmanager_port}",
-                    scrape_interval="1s",
-                ),
-                prometheus_port,
-            )
-        )
+    with start_stack(
+        workdir,
+        # Nothing listens there: these tests read metrics, not notifications.
+        alertmanager_yml=alertmanager_config(f"http://127.0.0.1:{free_port()}/"),
+        interval="1s",
+        flap_period=3.0,
+        failure_threshold=1,
+        extend_exporter_config=lambda demo_config: exporter_config(demo_config, workdir),
+        exporter_env=plugin_env,
+    ) as running:
+        stack = FullStack(workdir, running.exporter_url, running.prometheus_url)
         # Post only once Prometheus has scraped the counters at zero, so increase() sees events.
         deadline = time.monotonic() + 30
         while not stack.query('implmon_deployments_total{job="implmon"}')["data"]["result"]:
@@ -284,9 +250,6 @@ def full_stack(workdir: Path) -> Iterator[FullStack]:
         write_reports(project, reports, partial=True)
         _wait_until_scraped(stack)
         yield stack
-    finally:
-        for proc in reversed(stack.processes):
-            proc.stop()
 
 
 @pytest.fixture(scope="session")

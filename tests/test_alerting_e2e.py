@@ -19,7 +19,6 @@ import shutil
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,7 @@ from typing import Any
 import pytest
 from implmon import webhook
 from implmon.alerter import RUNBOOK_BASE
-from implmon.demo import DEMO_COMPONENTS, demo_config
-from implmon.stack import (
-    Process,
-    free_port,
-    free_port_block,
-    prometheus_config,
-    start_agents,
-    start_alertmanager,
-    start_exporter,
-    start_prometheus,
-)
+from implmon.stack import Stack, start_alertmanager, start_stack
 from implmon.webhook import Notification, WebhookReceiver
 
 pytestmark = [
@@ -63,96 +52,49 @@ def fast_alertmanager(webhook_url: str) -> str:
     return webhook.fast_alertmanager_config(webhook_url, group_wait="1s", group_interval="1s")
 
 
-@dataclass
-class AlertingStack:
-    workdir: Path
-    receiver: WebhookReceiver
-    agents_port: int
-    exporter_port: int
-    prometheus_port: int
-    alertmanager_port: int
-    processes: list[Process] = field(default_factory=list)
+def post_alerts(stack: Stack, alerts: list[dict[str, Any]]) -> None:
+    request = urllib.request.Request(
+        f"{stack.alertmanager_url}/api/v2/alerts",
+        data=json.dumps(alerts).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
 
-    @property
-    def alertmanager_url(self) -> str:
-        return f"http://127.0.0.1:{self.alertmanager_port}"
 
-    def fault(self, component: str, status: str) -> None:
-        """Force a demo component's health (fail, warn, pass) or return it to auto."""
-        index = [c.name for c in DEMO_COMPONENTS].index(component)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.agents_port + index}/-/fault",
-            data=json.dumps({"status": status}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            assert response.status == 200
-
-    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
-        request = urllib.request.Request(
-            f"{self.alertmanager_url}/api/v2/alerts",
-            data=json.dumps(alerts).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            assert response.status == 200
-
-    def am_alerts(self) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(f"{self.alertmanager_url}/api/v2/alerts", timeout=5) as r:
-            body: list[dict[str, Any]] = json.loads(r.read())
-            return body
+def am_alerts(stack: Stack) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{stack.alertmanager_url}/api/v2/alerts", timeout=5) as r:
+        body: list[dict[str, Any]] = json.loads(r.read())
+        return body
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
-    workdir = tmp_path_factory.mktemp("alerting")
+def receiver() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
     receiver.start()
-    s = AlertingStack(
-        workdir,
-        receiver,
-        free_port_block(len(DEMO_COMPONENTS)),
-        free_port(),
-        free_port(),
-        free_port(),
-    )
     try:
-        s.processes.append(
-            start_alertmanager(
-                workdir, fast_alertmanager(receiver.url + "/alerts"), s.alertmanager_port
-            )
-        )
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, receiver: WebhookReceiver) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("alerting")
+    with start_stack(
+        workdir,
+        alertmanager_yml=fast_alertmanager(receiver.url + "/alerts"),
+        interval="1s",
         # A long flap period: no component fails unless a test makes it.
-        s.processes.append(start_agents(workdir, s.agents_port, flap_period=3600.0))
-        exporter_config = demo_config(
-            "127.0.0.1",
-            s.agents_port,
-            interval="1s",
-            store_path=workdir / "implmon.db",
-            alertmanager_url=s.alertmanager_url,
-            failure_threshold=1,
-        )
+        flap_period=3600.0,
+        failure_threshold=1,
+        rules_dir=fast_rules(workdir / "rules"),
+    ) as running:
         # demo_config labels the exporter's alerts with the environment, as Prometheus's
         # external labels do (prometheus_config sets environment=demo).
+        exporter_config = (workdir / "implmon.yaml").read_text()
         assert "external_labels:\n    environment: demo\n" in exporter_config
-        s.processes.append(start_exporter(workdir, exporter_config, s.exporter_port))
-        s.processes.append(
-            start_prometheus(
-                workdir,
-                prometheus_config(
-                    f"127.0.0.1:{s.exporter_port}",
-                    alertmanager=f"127.0.0.1:{s.alertmanager_port}",
-                    scrape_interval="1s",
-                    rules_dir=fast_rules(workdir / "rules"),
-                ),
-                s.prometheus_port,
-            )
-        )
-        yield s
-    finally:
-        for proc in reversed(s.processes):
-            proc.stop()
-        receiver.stop()
+        yield running
 
 
 def alert_of(n: Notification, alertname: str, component: str, status: str) -> dict[str, Any] | None:
@@ -167,13 +109,15 @@ def alert_of(n: Notification, alertname: str, component: str, status: str) -> di
     return None
 
 
-def test_rule_path_component_failure_notifies_grouped_then_resolves(stack: AlertingStack) -> None:
+def test_rule_path_component_failure_notifies_grouped_then_resolves(
+    stack: Stack, receiver: WebhookReceiver
+) -> None:
     failing = ("log-collector", "anomaly-analyzer")
     for name in failing:
         stack.fault(name, "fail")
     try:
         # Both components' alerts arrive in one notification of one group.
-        firing = stack.receiver.wait_for(
+        firing = receiver.wait_for(
             lambda n: (
                 n.receiver == "page"
                 and all(alert_of(n, "ImplmonComponentDown", c, "firing") for c in failing)
@@ -206,7 +150,7 @@ def test_rule_path_component_failure_notifies_grouped_then_resolves(stack: Alert
     assert alert["generatorURL"].startswith(f"http://127.0.0.1:{stack.prometheus_port}/graph")
 
     for name in failing:
-        resolved = stack.receiver.wait_for(
+        resolved = receiver.wait_for(
             lambda n, c=name: (
                 n.receiver == "page"
                 and alert_of(n, "ImplmonComponentDown", c, "resolved") is not None
@@ -216,11 +160,13 @@ def test_rule_path_component_failure_notifies_grouped_then_resolves(stack: Alert
         assert resolved.received_at > firing.received_at
 
 
-def test_direct_path_analyzer_finding_notifies_then_resolves(stack: AlertingStack) -> None:
+def test_direct_path_analyzer_finding_notifies_then_resolves(
+    stack: Stack, receiver: WebhookReceiver
+) -> None:
     name = "metrics-collector"
     stack.fault(name, "fail")
     try:
-        firing = stack.receiver.wait_for(
+        firing = receiver.wait_for(
             lambda n: (
                 n.receiver == "page"
                 and alert_of(n, "ImplmonComponentUnhealthy", name, "firing") is not None
@@ -254,7 +200,7 @@ def test_direct_path_analyzer_finding_notifies_then_resolves(stack: AlertingStac
     }
     assert alert["generatorURL"] == f"http://127.0.0.1:{stack.exporter_port}/"
 
-    resolved = stack.receiver.wait_for(
+    resolved = receiver.wait_for(
         lambda n: (
             n.receiver == "page"
             and alert_of(n, "ImplmonComponentUnhealthy", name, "resolved") is not None
@@ -276,7 +222,7 @@ def _alert(alertname: str, **labels: str) -> dict[str, Any]:
     }
 
 
-def test_inhibitions_in_the_running_alertmanager(stack: AlertingStack) -> None:
+def test_inhibitions_in_the_running_alertmanager(stack: Stack, receiver: WebhookReceiver) -> None:
     """System down mutes component alerts of its environment; exporter down mutes the alerts
     computed from its metrics but not Watchdog; critical mutes warning of the same alert."""
     crit, warn = "critical", "warning"
@@ -342,7 +288,7 @@ def test_inhibitions_in_the_running_alertmanager(stack: AlertingStack) -> None:
             environment="inh-d",
         ),
     ]
-    stack.post_alerts(alerts)
+    post_alerts(stack, alerts)
     expected = {
         ("ImplmonSystemDown", "inh-a", "critical", ""): "active",
         ("ImplmonComponentDown", "inh-a", "critical", ""): "suppressed",
@@ -357,7 +303,7 @@ def test_inhibitions_in_the_running_alertmanager(stack: AlertingStack) -> None:
 
     def states() -> dict[tuple[str, str, str, str], str]:
         out = {}
-        for a in stack.am_alerts():
+        for a in am_alerts(stack):
             labels = a["labels"]
             if labels.get("environment", "").startswith("inh-"):
                 key = (
@@ -376,7 +322,7 @@ def test_inhibitions_in_the_running_alertmanager(stack: AlertingStack) -> None:
             time.sleep(0.2)
         assert states() == expected
         # What is muted is never notified; what is not arrives.
-        stack.receiver.wait_for(
+        receiver.wait_for(
             lambda n: (
                 n.receiver == "page"
                 and any(a["labels"].get("environment") == "inh-b" for a in n.alerts)
@@ -385,17 +331,17 @@ def test_inhibitions_in_the_running_alertmanager(stack: AlertingStack) -> None:
         )
         notified = [
             (a["labels"]["alertname"], a["labels"].get("environment"), a["labels"]["severity"])
-            for n in stack.receiver.notifications
+            for n in receiver.notifications
             for a in n.alerts
         ]
         assert ("ImplmonComponentDown", "inh-a", "critical") not in notified
         assert ("ImplmonCollectorFailing", "inh-c", "warning") not in notified
     finally:
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        stack.post_alerts([{**a, "endsAt": now} for a in alerts])
+        post_alerts(stack, [{**a, "endsAt": now} for a in alerts])
 
 
-def _exporter_metric(stack: AlertingStack, name: str) -> float:
+def _exporter_metric(stack: Stack, name: str) -> float:
     url = f"http://127.0.0.1:{stack.exporter_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
@@ -407,7 +353,7 @@ def _exporter_metric(stack: AlertingStack, name: str) -> float:
 
 
 def test_findings_raised_while_alertmanager_is_down_arrive_when_it_is_back(
-    stack: AlertingStack,
+    stack: Stack, receiver: WebhookReceiver
 ) -> None:
     name = "report-generator"
     index = next(i for i, p in enumerate(stack.processes) if p.name == "alertmanager")
@@ -424,11 +370,11 @@ def test_findings_raised_while_alertmanager_is_down_arrive_when_it_is_back(
     finally:
         stack.processes[index] = start_alertmanager(
             stack.workdir,
-            fast_alertmanager(stack.receiver.url + "/alerts"),
+            fast_alertmanager(receiver.url + "/alerts"),
             stack.alertmanager_port,
         )
     try:
-        stack.receiver.wait_for(
+        receiver.wait_for(
             lambda n: (
                 n.receiver == "page"
                 and alert_of(n, "ImplmonComponentUnhealthy", name, "firing") is not None

@@ -3,7 +3,8 @@
 One place for what ``make demo``, the integration tests and the benchmarks all do: pick free
 loopback ports, write configs that use the repository's own ``rules/`` and ``alerting/`` files,
 start each binary in its own process group, wait until it answers, and stop it leaving nothing
-behind.
+behind. :func:`start_stack` does all of it; the ``start_*`` functions are its steps, for
+callers that need only part of the stack.
 
 >>> cfg = prometheus_config("127.0.0.1:9464", alertmanager="127.0.0.1:9093", scrape_interval="5s")
 >>> "job_name: implmon" in cfg
@@ -13,6 +14,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -23,13 +25,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from implmon.demo import DEMO_COMPONENTS, demo_config
 
 __all__ = [
     "REPO",
     "Process",
+    "Stack",
     "alertmanager_config",
     "free_port",
     "free_port_block",
@@ -38,6 +44,7 @@ __all__ = [
     "start_alertmanager",
     "start_exporter",
     "start_prometheus",
+    "start_stack",
     "wait_http",
 ]
 
@@ -288,3 +295,113 @@ def stopping(processes: list[Process]) -> Iterator[list[Process]]:
     finally:
         for proc in reversed(processes):
             proc.stop()
+
+
+@dataclass
+class Stack:
+    """The running stack :func:`start_stack` yields: where its files are, its ports, and its
+    processes (a caller may stop one and put a restarted one in its place; the one in the list
+    at the end is stopped).
+
+    >>> stack = Stack(Path("/tmp/demo"), 18001, 9464, 9090, 9093)
+    >>> stack.prometheus_url, stack.alertmanager_url
+    ('http://127.0.0.1:9090', 'http://127.0.0.1:9093')
+    """
+
+    workdir: Path
+    agents_port: int
+    exporter_port: int
+    prometheus_port: int
+    alertmanager_port: int
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def exporter_url(self) -> str:
+        return f"http://127.0.0.1:{self.exporter_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.alertmanager_port}"
+
+    def fault(self, component: str, status: str) -> None:
+        """Force a demo component's health (``fail``, ``warn``, ``pass``) or return it to
+        ``auto``."""
+        index = [c.name for c in DEMO_COMPONENTS].index(component)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.agents_port + index}/-/fault",
+            data=json.dumps({"status": status}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+            if response.status != 200:
+                raise RuntimeError(f"{component}: fault {status!r} answered {response.status}")
+
+
+@contextlib.contextmanager
+def start_stack(
+    workdir: Path,
+    *,
+    alertmanager_yml: str,
+    interval: str = "5s",
+    scrape_interval: str | None = None,
+    flap_period: float = 20.0,
+    failure_threshold: int = 2,
+    rules_dir: Path | None = None,
+    extend_exporter_config: Callable[[str], str] | None = None,
+    exporter_env: dict[str, str] | None = None,
+    agents_port: int | None = None,
+    exporter_port: int | None = None,
+    prometheus_port: int | None = None,
+    alertmanager_port: int | None = None,
+) -> Iterator[Stack]:
+    """Start the demo agents, Alertmanager, the exporter monitoring the agents and alerting
+    to Alertmanager, and Prometheus scraping the exporter with ``rules_dir`` (default
+    ``rules/``) loaded; yield once all answer; stop them all (also if one fails to start).
+
+    ``alertmanager_yml`` is Alertmanager's config, usually :func:`alertmanager_config` of the
+    caller's webhook receiver. ``interval`` is the exporter's cycle and, unless
+    ``scrape_interval`` is given, Prometheus's scrape and evaluation interval.
+    ``extend_exporter_config`` edits the exporter's config (:func:`implmon.demo.demo_config`
+    text) before it starts. A port left out is a free one.
+
+    Usage (it starts the real binaries, so not a doctest)::
+
+        with start_stack(workdir, alertmanager_yml=alertmanager_config(hook_url)) as stack:
+            stack.fault("log-collector", "fail")
+    """
+    stack = Stack(
+        workdir,
+        agents_port if agents_port is not None else free_port_block(len(DEMO_COMPONENTS)),
+        exporter_port if exporter_port is not None else free_port(),
+        prometheus_port if prometheus_port is not None else free_port(),
+        alertmanager_port if alertmanager_port is not None else free_port(),
+    )
+    exporter_yml = demo_config(
+        "127.0.0.1",
+        stack.agents_port,
+        interval=interval,
+        store_path=workdir / "implmon.db",
+        alertmanager_url=stack.alertmanager_url,
+        failure_threshold=failure_threshold,
+    )
+    if extend_exporter_config is not None:
+        exporter_yml = extend_exporter_config(exporter_yml)
+    prometheus_yml = prometheus_config(
+        f"127.0.0.1:{stack.exporter_port}",
+        alertmanager=f"127.0.0.1:{stack.alertmanager_port}",
+        scrape_interval=scrape_interval or interval,
+        rules_dir=rules_dir,
+    )
+    with stopping(stack.processes) as processes:
+        processes.append(start_agents(workdir, stack.agents_port, flap_period))
+        # Alertmanager before the exporter and Prometheus: their first alerts find it up.
+        processes.append(start_alertmanager(workdir, alertmanager_yml, stack.alertmanager_port))
+        processes.append(
+            start_exporter(workdir, exporter_yml, stack.exporter_port, env=exporter_env)
+        )
+        processes.append(start_prometheus(workdir, prometheus_yml, stack.prometheus_port))
+        yield stack
