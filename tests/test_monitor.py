@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -239,3 +240,45 @@ async def test_raising_alert_stage_is_counted_not_a_failed_cycle() -> None:
                  component="alert-stage", role="alerter") == 2.0
     assert value(snapshot.samples, "implmon_monitor_cycles_total", outcome="success") == 2.0
     assert set(monitor.cycles) == {"success"}
+
+
+def _series(n: int) -> list[Sample]:
+    return [Sample("implmon_component_up", {"component": f"c{i}", "type": "agent"}, float(i % 2))
+            for i in range(n)]
+
+
+@pytest.mark.parametrize(("position", "bad", "message"), [
+    (3000, "not a sample", "item 3000 is a str, not a Sample"),
+    (2048, Sample("implmon_component_up", {"component": "x"}, 1.0),
+     "item 2048: implmon_component_up needs labels ['component', 'type'], got ['component']"),
+    (4100, Sample("implmon_component_up", {"component": "x", "type": 7}, 1.0),  # type: ignore[dict-item]
+     "item 4100: implmon_component_up has a label value that is not a string"),
+    (5, Sample("implmon_component_up", {"component": "x", "type": "y"}, "1"),  # type: ignore[arg-type]
+     "item 5: implmon_component_up value '1' is not a number"),
+    (4999, Sample("implmon_no_such_metric", {}, 1.0), "unknown metric 'implmon_no_such_metric'"),
+])
+def test_check_samples_names_the_bad_item_in_any_slice(position: int, bad: object,
+                                                       message: str) -> None:
+    """Validation runs a slice of 2048 samples at a time; the error still names the item."""
+    from implmon.monitor import GarbageError, check_samples
+
+    samples: list[object] = [*_series(5000)]
+    samples[position] = bad
+    with pytest.raises(GarbageError, match=re.escape(message)):
+        check_samples(samples)
+
+
+def test_check_samples_keeps_mixed_families_and_plain_numbers() -> None:
+    from implmon.monitor import check_samples
+
+    class Numpyish(float):
+        def __repr__(self) -> str:
+            return f"np.float64({float(self)!r})"
+
+    mixed = [*_series(3000), Sample("implmon_system_health_ratio", {}, 0.5), *_series(10),
+             Sample("implmon_system_health_ratio", {}, Numpyish(0.25)),
+             Sample("implmon_host_cpus", {}, 2)]
+    checked = check_samples(tuple(mixed))
+    assert checked[:3011] == mixed[:3011] and checked[-1] == mixed[-1]
+    # A float subclass comes back as a plain float: the exposition writes repr(value).
+    assert type(checked[3011].value) is float and checked[3011].value == 0.25

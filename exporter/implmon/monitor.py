@@ -33,6 +33,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain
+from operator import attrgetter
 
 from implmon import __version__
 from implmon.component import (
@@ -85,28 +87,89 @@ class Pipeline:
 def check_samples(result: object) -> list[Sample]:
     """``result`` as a list of samples, or GarbageError saying what is wrong with it.
 
-    Runs once per sample per cycle (100k samples at large scale), so the common case is a few
-    C-level operations: a cached spec per metric, a keys-view comparison for the label names,
-    ``str.join`` to prove every label value is a string, an exact type check on the value.
+    Runs over every sample every cycle (100k at large scale), so it checks a slice of samples
+    at a time with C-level passes (:func:`_slice_ok`); a slice that does not pass them, or
+    that mixes families, is checked sample by sample (:func:`_check_each`), which names the
+    first bad item.
     """
     if not isinstance(result, list | tuple):
         raise GarbageError(f"returned {type(result).__name__}, not a list of samples")
+    samples = list(result)
     # metric -> (label names, spec, is a histogram)
     specs: dict[str, tuple[frozenset[str], MetricSpec, bool]] = {}
+    for start in range(0, len(samples), _CHECK_SLICE):
+        chunk = samples[start : start + _CHECK_SLICE]
+        if not _slice_ok(chunk, specs):
+            samples[start : start + _CHECK_SLICE] = _check_each(chunk, start, specs)
+    return samples
+
+
+# Samples checked per pass: a pass holds the GIL for a fraction of a millisecond.
+_CHECK_SLICE = 2048
+_METRIC = attrgetter("metric")
+_LABELS = attrgetter("labels")
+_VALUE = attrgetter("value")
+_PLAIN_VALUES = frozenset({float, int})
+
+
+def _spec_of(
+    metric: str, specs: dict[str, tuple[frozenset[str], MetricSpec, bool]]
+) -> tuple[frozenset[str], MetricSpec, bool] | None:
+    known = specs.get(metric)
+    if known is None:
+        spec = CATALOGUE.get(metric)
+        if spec is None:
+            return None
+        known = specs[metric] = (
+            frozenset(spec.labels),
+            spec,
+            spec.type is MetricType.HISTOGRAM,
+        )
+    return known
+
+
+def _slice_ok(
+    chunk: list[Sample], specs: dict[str, tuple[frozenset[str], MetricSpec, bool]]
+) -> bool:
+    """True when every item is a Sample of one known non-histogram family, with exactly its
+    label names, string label values and a float or int value: each check is one C-level pass
+    over the slice. False means "check each sample", not "garbage"."""
+    if not chunk or set(map(type, chunk)) != {Sample}:
+        return False
+    metrics = list(map(_METRIC, chunk))
+    known = _spec_of(metrics[0], specs)
+    if known is None or known[2] or metrics.count(metrics[0]) != len(metrics):
+        return False
+    labels = list(map(_LABELS, chunk))
+    if set(map(type, labels)) != {dict}:
+        return False
+    # Every dict has as many keys as the family has label names, and all keys together are
+    # those names: so each dict has exactly them (a dict's keys are distinct).
+    if set(map(len, labels)) != {len(known[0])} or not known[0].issuperset(
+        chain.from_iterable(labels)
+    ):
+        return False
+    try:
+        "".join(chain.from_iterable(map(dict.values, labels)))
+    except TypeError:
+        return False
+    return set(map(type, map(_VALUE, chunk))) <= _PLAIN_VALUES
+
+
+def _check_each(
+    chunk: list[Sample], start: int, specs: dict[str, tuple[frozenset[str], MetricSpec, bool]]
+) -> list[Sample]:
+    """Check samples one at a time; GarbageError names the first bad item. Values of a float
+    or int subclass (numpy's, an IntEnum) come back as plain floats: the exposition writes
+    ``repr(value)``, which for those is not a number."""
     join = "".join
-    for i, sample in enumerate(result):
+    checked: list[Sample] = []
+    for i, sample in enumerate(chunk, start):
         if not isinstance(sample, Sample):
             raise GarbageError(f"item {i} is a {type(sample).__name__}, not a Sample")
-        known = specs.get(sample.metric)
+        known = _spec_of(sample.metric, specs)
         if known is None:
-            spec = CATALOGUE.get(sample.metric)
-            if spec is None:
-                raise GarbageError(f"item {i}: unknown metric {sample.metric!r}")
-            known = specs[sample.metric] = (
-                frozenset(spec.labels),
-                spec,
-                spec.type is MetricType.HISTOGRAM,
-            )
+            raise GarbageError(f"item {i}: unknown metric {sample.metric!r}")
         names, spec, is_histogram = known
         labels = sample.labels
         if labels.keys() != names:
@@ -127,11 +190,13 @@ def check_samples(result: object) -> list[Sample]:
             fits = is_histogram and len(value.buckets) == len(spec.buckets) + 1
         elif is_valid_value(value):  # a float or int subclass (numpy's, say)
             fits = not is_histogram
+            sample = Sample(sample.metric, labels, float(value))
         else:
             raise GarbageError(f"item {i}: {sample.metric} value {value!r} is not a number")
         if not fits:
             raise GarbageError(f"item {i}: {sample.metric} value does not fit a {spec.type}")
-    return list(result)
+        checked.append(sample)
+    return checked
 
 
 @dataclass
