@@ -150,12 +150,12 @@ def test_choose_variant(accept: str, encoding: str, expected: tuple[bool, bool])
     assert choose_variant(accept, encoding) == expected
 
 
-def test_prefix_cache_is_pruned_when_series_go_away() -> None:
+def test_line_cache_is_pruned_when_series_go_away() -> None:
     renderer = Renderer(SPECS)
     Exposition.build(renderer, random_samples(1, 100))
     exp = Exposition.build(renderer, [Sample("t_plain", {}, 1.0)])
     assert exp.text.decode().count("\n") == 3
-    assert sum(len(f.prefixes) for f in renderer._families.values()) == 1
+    assert sum(len(f.lines) for f in renderer._families.values()) == 1
 
 
 def test_cycle_exposition_matches_a_cold_render_as_series_come_and_go() -> None:
@@ -174,3 +174,32 @@ def test_cycle_exposition_matches_a_cold_render_as_series_come_and_go() -> None:
         assert exp.openmetrics == Renderer(SPECS).render(samples, openmetrics=True)
         assert exp.text == Renderer(SPECS).render(samples, openmetrics=False)
         assert parsed(exp.text.decode()) == parsed(generate_latest(registry_for(samples)).decode())
+
+
+def _runs(seed: int, value_seed: int) -> list[Sample]:
+    """Families in long runs (as collectors emit them), one family split in two runs, and a
+    few duplicated series (the later sample wins, in the place of the first)."""
+    rng = random.Random(value_seed)
+    gauges = [Sample("t_gauge", {"a": NASTY[i % len(NASTY)], "b": f"{seed}-{i}"},
+                     rng.uniform(-1e3, 1e3)) for i in range(5000)]
+    counters = [Sample("t_events_total", {"kind": f"k{i}"}, float(rng.randint(0, 99)))
+                for i in range(3000)]
+    dupes = [Sample(s.metric, s.labels, rng.choice([float("nan"), 7.0])) for s in gauges[::997]]
+    return [*gauges[:2500], *counters, Sample("t_plain", {}, 1.0), *gauges[2500:], *dupes]
+
+
+def test_steady_series_render_like_a_cold_render_with_new_values() -> None:
+    """The same series cycle after cycle (the cached slice formats are used), then a change
+    of series (they are rebuilt): every cycle equals a fresh render and prometheus_client's."""
+    renderer = Renderer(SPECS)
+    for seed, value_seed in ((1, 1), (1, 2), (1, 3), (2, 4), (2, 5)):
+        samples = _runs(seed, value_seed)
+        exp = Exposition.build(renderer, samples)
+        assert exp.openmetrics == Renderer(SPECS).render(samples, openmetrics=True)
+        assert exp.text == Renderer(SPECS).render(samples, openmetrics=False)
+        last = {}
+        for s in samples:
+            last[(s.metric, tuple(sorted(s.labels.items())))] = s
+        assert parsed(exp.text.decode()) == parsed(
+            generate_latest(registry_for(list(last.values()))).decode())
+        assert exp.text.count(b"\n") == len(last) + 2 * 3  # 3 families, HELP and TYPE each

@@ -23,11 +23,11 @@ import gzip
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from itertools import islice
-from operator import add, itemgetter
+from itertools import groupby
+from operator import attrgetter, itemgetter
 from typing import Any
 
-from implmon.gcpolicy import release_piecewise
+from implmon.gcpolicy import release_piecewise, sole_owner
 from implmon.metrics import CATALOGUE, HistogramValue, MetricSpec, MetricType, Sample
 
 __all__ = [
@@ -82,10 +82,11 @@ class Exposition:
             grouped = renderer.group(samples)
             openmetrics, text_parts = renderer.render_both(grouped)
             renderer.prune(grouped)
-        # The grouped series die here, in this worker thread, a slice at a time: dropped at
+        # This cycle's values die here, in this worker thread, a slice at a time: dropped at
         # once, 100k of them would be freed in one C call with the GIL held for milliseconds.
-        for series in grouped.values():
-            release_piecewise(series)
+        # (The keys stay: the renderer keeps them for the next cycle.)
+        for _, values in grouped.values():
+            release_piecewise(values)
         return cls(openmetrics, text_parts)
 
     @property
@@ -154,10 +155,26 @@ def _format_value(value: float) -> str:
     return repr(float(value))
 
 
-class _FamilyCache:
-    """Per family: the HELP/TYPE headers and each series' rendered prefix."""
+# One cycle's series of one family, in order and without duplicates: keys and values.
+Series = tuple[list[Any], list["float | HistogramValue"]]
+_METRIC = attrgetter("metric")
+_LABELS = attrgetter("labels")
+_VALUE = attrgetter("value")
+# A slice whose families change more often than every this many samples is bucketed sample
+# by sample (an emitter interleaving its families) rather than run by run.
+_MIN_RUN = 16
 
-    __slots__ = ("headers", "key", "prefixes", "spec")
+
+class _FamilyCache:
+    """Per family: the HELP/TYPE headers, each series' line format, and the last cycle's
+    series keys with the formats of its render slices.
+
+    A collector emits the same series in the same order cycle after cycle. When this cycle's
+    keys equal the last one's (one C-level list comparison per slice), a slice renders as one
+    ``format % values`` call: no per-series lookup, and no per-line string.
+    """
+
+    __slots__ = ("formats", "headers", "key", "keys", "lines", "spec")
 
     def __init__(self, spec: MetricSpec) -> None:
         self.spec = spec
@@ -168,7 +185,11 @@ class _FamilyCache:
         else:
             # itemgetter runs in C; with one name it returns the value itself, which is a fine key.
             self.key = itemgetter(*names)
-        self.prefixes: dict[Any, str] = {}
+        # Series key -> its line as a %-format: 'name{labels} %r\n' (a % in a label doubled).
+        self.lines: dict[Any, str] = {}
+        # The keys last rendered, and per slice of _CHUNK of them, the slice's format.
+        self.keys: list[Any] = []
+        self.formats: list[str] = []
         headers = []
         for om in (False, True):
             family = spec.family_name if om else spec.name
@@ -186,43 +207,72 @@ class _FamilyCache:
             return ""
         return ",".join(f'{n}="{_escape_label(v)}"' for n, v in zip(names, values, strict=True))
 
+    def line(self, key: Any) -> str:
+        labels = self.labels_text(key).replace("%", "%%")
+        name = self.spec.name
+        return f"{name}{{{labels}}} %r\n" if labels else f"{name} %r\n"
 
-def _render_lines(fam: _FamilyCache, series: Mapping[Any, Any]) -> list[bytes]:
-    """``name{labels} value`` lines of one family's plain series, a slice at a time.
+    def settle(self, keys: list[Any], values: list[Any]) -> Series:
+        """This cycle's series without duplicates (a later sample of a series wins, at the
+        place of its first): the cached key list itself when the keys are the last cycle's.
+        Compared and deduplicated a slice at a time: a C call over 100k items holds the GIL
+        for milliseconds."""
+        cached = self.keys
+        if len(keys) == len(cached) and all(
+            keys[i : i + _CHUNK] == cached[i : i + _CHUNK] for i in range(0, len(keys), _CHUNK)
+        ):
+            return cached, values
+        unique: dict[Any, Any] = {}
+        for i in range(0, len(keys), _CHUNK):
+            unique.update(zip(keys[i : i + _CHUNK], values[i : i + _CHUNK], strict=True))
+        if len(unique) == len(keys):
+            return keys, values
+        return list(unique), list(unique.values())
 
-    The hot loop of every cycle, run by C-level ``map`` over each slice: one cached-prefix
-    lookup and one ``repr`` per series, no bytecode per series. A slice's join holds the GIL
-    for well under a millisecond; one join over 100k series would hold it for tens. ``repr``
-    writes ±Inf and NaN as ``inf``/``nan``, fixed up afterwards on the rare slice that has them
-    (a label value cannot end a line: newlines in it are escaped).
-    """
-    prefixes = fam.prefixes
-    prefix = prefixes.__getitem__
-    chunks: list[bytes] = []
-    keys = iter(series)
-    values = iter(series.values())
-    while chunk := list(islice(keys, _CHUNK)):
-        reprs = list(map(repr, islice(values, len(chunk))))
-        try:
-            lines = list(map(add, map(prefix, chunk), reprs))
-        except KeyError:
-            name = fam.spec.name
-            for key in chunk:
-                if key not in prefixes:
-                    labels = fam.labels_text(key)
-                    prefixes[key] = f"{name}{{{labels}}} " if labels else f"{name} "
-            lines = list(map(add, map(prefix, chunk), reprs))
-        lines.append("")
-        text = "\n".join(lines)
-        if "inf\n" in text or "nan\n" in text:
-            text = text.replace(" inf\n", " +Inf\n").replace(" -inf\n", " -Inf\n")
-            text = text.replace(" nan\n", " NaN\n")
-        chunks.append(text.encode())
-    return chunks
+    def render(self, keys: list[Any], values: list[Any]) -> list[bytes]:
+        """``name{labels} value`` lines of this family's plain series, a slice at a time.
+
+        The hot loop of every cycle. With the last cycle's keys, each slice is one
+        ``format % tuple(values)`` in C; otherwise the slice formats are rebuilt from the
+        per-series line formats (made for new series) and kept for the next cycle. ``%r``
+        writes ±Inf and NaN as ``inf``/``nan``, fixed up afterwards on the rare slice that has
+        them (a label value cannot end a line: newlines in it are escaped).
+        """
+        if keys is not self.keys:
+            lines = self.lines
+            line = lines.__getitem__
+            formats = []
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i : i + _CHUNK]
+                try:
+                    formats.append("".join(map(line, chunk)))
+                except KeyError:
+                    for key in chunk:
+                        if key not in lines:
+                            lines[key] = self.line(key)
+                    formats.append("".join(map(line, chunk)))
+            old, self.keys, self.formats = self.keys, keys, formats
+            # The replaced keys (100k tuples at large scale) die a slice at a time.
+            if sole_owner(old, expected=1):
+                release_piecewise(old)
+        chunks: list[bytes] = []
+        for i, fmt in enumerate(self.formats):
+            text = fmt % tuple(values[i * _CHUNK : (i + 1) * _CHUNK])
+            if "inf\n" in text or "nan\n" in text:
+                text = text.replace(" inf\n", " +Inf\n").replace(" -inf\n", " -Inf\n")
+                text = text.replace(" nan\n", " NaN\n")
+            chunks.append(text.encode())
+        return chunks
+
+    def forget(self, live: list[Any]) -> None:
+        """Drop the line formats of series not in ``live`` (called when there are more)."""
+        if len(self.lines) > len(live):
+            alive = set(live)
+            self.lines = {k: v for k, v in self.lines.items() if k in alive}
 
 
 class Renderer:
-    """Renders samples to exposition bytes, caching series prefixes across cycles.
+    """Renders samples to exposition bytes, caching series line formats across cycles.
 
     The cache holds one entry per series ever seen; :meth:`prune` drops those absent from the
     last render so that churning label values do not grow it without bound.
@@ -231,7 +281,7 @@ class Renderer:
     def __init__(self, catalogue: Mapping[str, MetricSpec] | None = None) -> None:
         self._catalogue = CATALOGUE if catalogue is None else catalogue
         self._families: dict[str, _FamilyCache] = {}
-        # Held while rendering or pruning: the prefix cache is not safe to share between
+        # Held while grouping, rendering or pruning: the cache is not safe to share between
         # worker threads.
         self.lock = threading.Lock()
 
@@ -241,42 +291,57 @@ class Renderer:
             cache = self._families[name] = _FamilyCache(self._catalogue[name])
         return cache
 
-    def group(self, samples: Iterable[Sample]) -> dict[str, dict[Any, float | HistogramValue]]:
-        """Samples by family and series key (a later sample of the same series wins).
+    def group(self, samples: Iterable[Sample]) -> dict[str, Series]:
+        """Samples by family, each family's series in order without duplicates.
 
-        Collectors emit a family's samples together, so the family is looked up when the
-        metric changes, not per sample (names are compared by identity first, then value).
+        Collectors emit a family's samples together: a slice of samples of one family (or of
+        a few long runs) is split with C-level passes, keys made by ``map``; only a slice that
+        interleaves families is bucketed sample by sample.
         """
-        grouped: dict[str, dict[Any, float | HistogramValue]] = {}
-        last = None
-        series: dict[Any, float | HistogramValue] = {}
-        key: Callable[[Mapping[str, str]], Any] = tuple  # replaced at the first sample
-        for sample in samples:
-            metric = sample.metric
-            if metric is not last and metric != last:
-                series = grouped.setdefault(metric, {})
-                key = self._family(metric).key
-                last = metric
-            series[key(sample.labels)] = sample.value
-        return grouped
+        samples = samples if isinstance(samples, list) else list(samples)
+        found: dict[str, tuple[list[Any], list[Any]]] = {}
+        for start in range(0, len(samples), _CHUNK):
+            chunk = samples[start : start + _CHUNK]
+            metrics = list(map(_METRIC, chunk))
+            first = metrics[0]
+            if metrics.count(first) == len(metrics):
+                runs: list[tuple[str, list[Sample]]] = [(first, chunk)]
+            else:
+                runs, at = [], 0
+                for metric, same in groupby(metrics):
+                    length = len(list(same))
+                    runs.append((metric, chunk[at : at + length]))
+                    at += length
+                if len(runs) * _MIN_RUN > len(chunk):
+                    for sample in chunk:
+                        keys, values = found.get(sample.metric) or found.setdefault(
+                            sample.metric, ([], [])
+                        )
+                        keys.append(self._family(sample.metric).key(sample.labels))
+                        values.append(sample.value)
+                    continue
+            for metric, run in runs:
+                keys, values = found.get(metric) or found.setdefault(metric, ([], []))
+                keys.extend(map(self._family(metric).key, map(_LABELS, run)))
+                values.extend(map(_VALUE, run))
+        return {
+            name: self._family(name).settle(keys, values) for name, (keys, values) in found.items()
+        }
 
     def render(self, samples: Iterable[Sample], openmetrics: bool) -> bytes:
         return self.render_grouped(self.group(samples), openmetrics)
 
-    def _body(
-        self, fam: _FamilyCache, series: Mapping[Any, float | HistogramValue], om: bool
-    ) -> list[bytes]:
+    def _body(self, fam: _FamilyCache, series: Series, om: bool) -> list[bytes]:
+        keys, values = series
         if fam.spec.type is not MetricType.HISTOGRAM:
-            return _render_lines(fam, series)
+            return fam.render(keys, values)
         out: list[str] = []
-        for key, value in series.items():
+        for key, value in zip(keys, values, strict=True):
             if isinstance(value, HistogramValue):
                 self._histogram(fam, key, value, om, out)
         return ["".join(out).encode()]
 
-    def render_grouped(
-        self, grouped: Mapping[str, Mapping[Any, float | HistogramValue]], openmetrics: bool
-    ) -> bytes:
+    def render_grouped(self, grouped: Mapping[str, Series], openmetrics: bool) -> bytes:
         chunks: list[bytes] = []
         for name in sorted(grouped):
             fam = self._family(name)
@@ -286,9 +351,7 @@ class Renderer:
             chunks.append(b"# EOF\n")
         return b"".join(chunks)
 
-    def render_both(
-        self, grouped: Mapping[str, Mapping[Any, float | HistogramValue]]
-    ) -> tuple[bytes, list[bytes | memoryview]]:
+    def render_both(self, grouped: Mapping[str, Series]) -> tuple[bytes, list[bytes | memoryview]]:
         """OpenMetrics bytes, and the text format as parts to join: its sample lines are
         slices of the OpenMetrics bytes for every family but histograms (rendered apart)."""
         chunks: list[bytes] = []
@@ -343,9 +406,10 @@ class Renderer:
         out.append(f"{name}_sum{braces} {_format_value(value.sum)}\n")
         out.append(f"{name}_count{braces} {_format_value(value.count)}\n")
 
-    def prune(self, grouped: Mapping[str, Mapping[Any, object]]) -> None:
-        """Forget cached prefixes of series that were not in ``grouped``."""
+    def prune(self, grouped: Mapping[str, Series]) -> None:
+        """Forget the cached series of families and series that were not in ``grouped``."""
         for name, fam in self._families.items():
-            live = grouped.get(name, {})
-            if len(fam.prefixes) > len(live):
-                fam.prefixes = {k: v for k, v in fam.prefixes.items() if k in live}
+            keys = grouped[name][0] if name in grouped else []
+            fam.forget(keys)
+            if not keys:
+                fam.keys, fam.formats = [], []
