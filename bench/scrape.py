@@ -5,14 +5,19 @@ Three measurements, each at 1k, 10k and 100k series, in one run:
 1. Render: the per-cycle render (text format, warm prefix cache; also the full per-cycle
    build of both formats plus gzip) against ``prometheus_client.generate_latest`` on a
    registry holding the same series. The parsed outputs are checked to be identical.
-2. Scrape latency: the real exporter (a subprocess, cycle interval 1 s, so a render is
-   running in the background most of the time at 100k series) scraped by two concurrent
-   clients asking as Prometheus does (OpenMetrics, gzip); against prometheus_client's own
-   aiohttp handler on the same registry (``make_aiohttp_handler``), which renders per scrape.
+2. Scrape latency: the real exporter (a subprocess, cycle interval 1 s, so at 100k series a
+   cycle's work is running most of the time) scraped by two scraper processes, as by an HA
+   pair of Prometheus servers (OpenMetrics, gzip, 10 ms between scrapes); beside it, in the
+   same run and taking turns with it, the floor (a bare aiohttp server handing out the same
+   gzipped bytes, no cycle running) and prometheus_client's own aiohttp handler on the same
+   registry (``make_aiohttp_handler``), which renders per scrape. The servers are scraped in
+   rounds, in turn, so that the VM's slow stretches fall on all of them alike; the one not
+   being scraped is stopped (SIGSTOP) so its cycles do not load the other's measurement.
 3. Scrape latency while a collector is slow (it takes 90% of the interval every cycle) against
    the same exporter with fast collectors.
 
 Run:  .venv/bin/python bench/scrape.py  [--sizes 1000,10000,100000] [--duration 8]
+      [--rounds 4]
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import gzip
 import json
+import multiprocessing
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +39,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from implmon.component import Collector, ComponentSettings
 from implmon.exposition import Exposition, Renderer
 from implmon.metrics import MetricSpec, MetricType, Sample
@@ -46,9 +54,9 @@ SPEC = MetricSpec("implmon_bench_series", MetricType.GAUGE,
                   "Synthetic series for the scrape benchmark.", ("component", "shard"))
 
 
-def samples_for(n: int) -> list[Sample]:
+def samples_for(n: int, cycle: int = 0) -> list[Sample]:
     return [Sample(SPEC.name, {"component": f"component-{i % 500}", "shard": str(i)},
-                   float(i) * 1.5) for i in range(n)]
+                   float(i) * 1.5 + cycle) for i in range(n)]
 
 
 def registry_for(samples: Sequence[Sample]) -> CollectorRegistry:
@@ -116,8 +124,10 @@ class Synthetic(Collector):
     async def collect(self) -> list[Sample]:
         if self.settings.delay:
             await asyncio.sleep(self.settings.delay)
-        # A well-behaved collector does CPU-heavy work off the event loop.
-        return await asyncio.to_thread(samples_for, self.settings.series)
+        # A well-behaved collector does CPU-heavy work off the event loop. Every value
+        # changes every cycle: nothing may be reused from the last render.
+        self.cycles = getattr(self, "cycles", 0) + 1
+        return await asyncio.to_thread(samples_for, self.settings.series, self.cycles)
 
 
 def serve_implmon(port: int, series: int, delay: float, interval: float) -> None:
@@ -147,31 +157,65 @@ def serve_client_python(port: int, series: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None)
 
 
-async def scrape_latencies(url: str, duration: float, max_requests: int,
-                           concurrency: int = 2) -> list[float]:
-    """Latencies of ``concurrency`` scrapers looping for ``duration`` seconds (so the scrapes
-    span several cycles and hit renders in progress), each pausing 10 ms between scrapes."""
-    headers = {"Accept": "application/openmetrics-text;version=1.0.0,text/plain;"
-                         "version=0.0.4;q=0.5", "Accept-Encoding": "gzip"}
+REQUEST = (b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: application/openmetrics-text;"
+           b"version=1.0.0,text/plain;version=0.0.4;q=0.5\r\nAccept-Encoding: gzip\r\n\r\n")
+
+
+def scraper(port: int, until: float, pause: float, out: Any) -> None:
+    """One scraper process (as one Prometheus of an HA pair): a keep-alive connection asking
+    as Prometheus does, timing each scrape from the request's first byte to the body's last.
+
+    Deliberately thin, so the figures are the server's and not the client's: a blocking
+    socket and ``recv_into`` one buffer; no HTTP library, no event loop, no decompression
+    while timing (the last body is decompressed and checked once at the end).
+    """
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = bytearray(64 << 20)
+    view = memoryview(buf)
     latencies: list[float] = []
+    body = b""
+    while time.monotonic() < until:
+        started = time.perf_counter()
+        sock.sendall(REQUEST)
+        got = 0
+        while (end := buf.find(b"\r\n\r\n", 0, got)) < 0:
+            n = sock.recv_into(view[got:])
+            if not n:
+                raise SystemExit("server closed the connection")
+            got += n
+        head = bytes(buf[:end]).decode("latin-1").lower().split("\r\n")
+        fields = dict(line.split(":", 1) for line in head[1:])
+        total = end + 4 + int(fields["content-length"])
+        while got < total:
+            got += sock.recv_into(view[got:]) or 0
+        latencies.append(time.perf_counter() - started)
+        if head[0].split()[1] != "200" or fields.get("content-encoding", "").strip() != "gzip":
+            raise SystemExit(f"unexpected answer: {head}")
+        body = bytes(buf[end + 4 : total])
+        time.sleep(pause)
+    text = gzip.decompress(body)
+    if not text.endswith(b"# EOF\n"):
+        raise SystemExit("the last scrape is not a complete OpenMetrics exposition")
+    out.put(latencies)
 
-    async def worker(session: aiohttp.ClientSession, until: float, count: int) -> None:
-        for _ in range(count):
-            if time.monotonic() > until:
-                return
-            t0 = time.perf_counter()
-            async with session.get(url, headers=headers) as resp:
-                await resp.read()
-                assert resp.status == 200
-            latencies.append(time.perf_counter() - t0)
-            await asyncio.sleep(PAUSE)
 
-    async with aiohttp.ClientSession(auto_decompress=False) as session:
-        await worker(session, time.monotonic() + 60, 3)  # warm up connections
-        latencies.clear()
-        until = time.monotonic() + duration
-        await asyncio.gather(*(worker(session, until, max_requests // concurrency)
-                               for _ in range(concurrency)))
+def scrape_latencies(port: int, duration: float, concurrency: int = 2) -> list[float]:
+    """Latencies of ``concurrency`` scraper processes looping for ``duration`` seconds."""
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    until = time.monotonic() + duration
+    procs = [context.Process(target=scraper, args=(port, until, PAUSE, out))
+             for _ in range(concurrency)]
+    for proc in procs:
+        proc.start()
+    latencies: list[float] = []
+    for _ in procs:
+        latencies += out.get(timeout=duration + 60)
+    for proc in procs:
+        proc.join(10)
+        if proc.exitcode:
+            raise RuntimeError(f"a scraper exited with {proc.exitcode}")
     return latencies
 
 
@@ -179,19 +223,63 @@ def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def measure_server(argv: list[str], port: int, duration: float, max_requests: int,
-                   warm: float, ready_path: str = "/metrics") -> dict[str, float]:
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_http(f"http://127.0.0.1:{port}{ready_path}", timeout=60)
-        time.sleep(warm)
-        lat = asyncio.run(scrape_latencies(f"http://127.0.0.1:{port}/metrics", duration,
-                                           max_requests))
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def summary(lat: list[float]) -> dict[str, float]:
     return {"p50_ms": p(lat, 50) * 1000, "p99_ms": p(lat, 99) * 1000,
             "max_ms": max(lat) * 1000, "scrapes": len(lat)}
+
+
+def start_server(argv: list[str], port: int, ready_path: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}{ready_path}", timeout=120)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def measure_side_by_side(servers: dict[str, tuple[list[str], int, str]], duration: float,
+                         rounds: int, warm: float) -> dict[str, dict[str, float]]:
+    """Scrape each server ``duration / rounds`` seconds per round, in turn, for ``rounds``
+    rounds, so that all of them see the VM's slow and fast stretches alike. The servers not
+    being scraped are stopped (SIGSTOP) meanwhile: their cycles would load the machine under
+    the other's measurement."""
+    procs = {name: start_server(argv, port, ready) for name, (argv, port, ready)
+             in servers.items()}
+    try:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGSTOP)
+        lat: dict[str, list[float]] = {name: [] for name in servers}
+        for _ in range(rounds):
+            for name, (_, port, _) in servers.items():
+                procs[name].send_signal(signal.SIGCONT)
+                time.sleep(warm)
+                lat[name] += scrape_latencies(port, duration / rounds)
+                procs[name].send_signal(signal.SIGSTOP)
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+            proc.wait(10)
+    return {name: summary(values) for name, values in lat.items()}
+
+
+def serve_static(port: int, series: int) -> None:
+    """The floor: a bare aiohttp server handing out one fixed gzipped OpenMetrics body of the
+    same series, with no cycle, no collector and no render running in the process."""
+    from aiohttp import web
+
+    exposition = Exposition.build(Renderer({SPEC.name: SPEC}), samples_for(series))
+    body = exposition.openmetrics_gzip
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers={
+            "Content-Type": "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "Content-Encoding": "gzip"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 def main() -> int:
@@ -199,10 +287,12 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--duration", type=float, default=8.0,
                         help="seconds of scraping per server (8 exporter cycles)")
-    parser.add_argument("--max-requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="the servers of one comparison are scraped in turn, this many times")
     parser.add_argument("--pause", type=float, default=0.01,
                         help="seconds each scraper waits between scrapes")
-    parser.add_argument("--serve", choices=["implmon", "client_python"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["implmon", "client_python", "static"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--series", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--delay", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -213,6 +303,9 @@ def main() -> int:
         return 0
     if args.serve == "client_python":
         serve_client_python(args.port, args.series)
+        return 0
+    if args.serve == "static":
+        serve_static(args.port, args.series)
         return 0
 
     global PAUSE
@@ -230,47 +323,62 @@ def main() -> int:
               f" {r['ratio']:>6.1f}x {r['render_cold_s'] * 1000:>9.1f} ms"
               f" {r['full_cycle_build_s'] * 1000:>25.1f} ms")
 
-    print(f"\n2. scrape latency, 2 concurrent scrapers, OpenMetrics+gzip, {args.duration:g} s")
-    print(f"{'series':>8} {'server':>26} {'p50':>9} {'p99':>9} {'max':>9} {'scrapes':>8}")
+    def server(kind: str, n: int, *extra: str) -> tuple[list[str], int, str]:
+        port = free_port()
+        ready = "/-/ready" if kind == "implmon" else "/metrics"
+        return ([*me, "--serve", kind, "--port", str(port), "--series", str(n), *extra], port,
+                ready)
+
+    def table(n: int, rows: dict[str, dict[str, float]], key: str) -> None:
+        floor = rows.get("static bytes (the floor)", {}).get("p99_ms")
+        for name, r in rows.items():
+            results[f"{key}_{n}_{name}"] = r
+            vs = f"{r['p99_ms'] / floor:>7.2f}x" if floor else ""
+            print(f"{n:>8} {name:>28} {r['p50_ms']:>7.2f} ms {r['p99_ms']:>7.2f} ms"
+                  f" {r['max_ms']:>7.1f} ms {r['scrapes']:>8.0f} {vs}")
+
+    header = (f"{'series':>8} {'server':>28} {'p50':>10} {'p99':>10} {'max':>10} {'scrapes':>8}"
+              f" {'p99/floor':>9}")
+    print(f"\n2. scrape latency: 2 scraper processes, OpenMetrics+gzip, {args.pause * 1000:g} ms"
+          f" between scrapes, {args.duration:g} s per server in {args.rounds} rounds taken in"
+          f" turn")
+    print(header)
     for n in sizes:
-        for name, extra in (("implmon (1 s cycles)", ["--serve", "implmon"]),
-                            ("client_python aiohttp", ["--serve", "client_python"])):
-            port = free_port()
-            ready = "/-/ready" if "implmon" in extra else "/metrics"
-            r = measure_server([*me, *extra, "--port", str(port), "--series", str(n)], port,
-                               args.duration, args.max_requests, warm=1.5, ready_path=ready)
-            results[f"scrape_{n}_{extra[1]}"] = r
-            print(f"{n:>8} {name:>26} {r['p50_ms']:>6.2f} ms {r['p99_ms']:>6.2f} ms"
-                  f" {r['max_ms']:>6.1f} ms {r['scrapes']:>8.0f}")
+        rows = measure_side_by_side({
+            "static bytes (the floor)": server("static", n),
+            "implmon, 1 s cycles": server("implmon", n),
+            "client_python aiohttp": server("client_python", n),
+        }, args.duration, args.rounds, warm=1.0)
+        table(n, rows, "scrape")
 
     big = max(sizes)
-    print(f"\n2b. the same at {big} series with the default 15 s cycle, over 35 s (3 cycles)")
-    port = free_port()
-    r = measure_server([*me, "--serve", "implmon", "--port", str(port), "--series", str(big),
-                        "--interval", "15"], port, 35.0, 20000, warm=1.5, ready_path="/-/ready")
-    results[f"scrape_{big}_implmon_15s"] = r
-    print(f"{big:>8} {'implmon (15 s cycles)':>26} {r['p50_ms']:>6.2f} ms {r['p99_ms']:>6.2f} ms"
-          f" {r['max_ms']:>6.1f} ms {r['scrapes']:>8.0f}")
+    print(f"\n2b. at {big} series with the default 15 s cycle: 35 s per server in 5 rounds")
+    print(header)
+    rows = measure_side_by_side({
+        "static bytes (the floor)": server("static", big),
+        "implmon, 15 s cycles": server("implmon", big, "--interval", "15"),
+    }, 35.0, 5, warm=1.0)
+    table(big, rows, "scrape15")
 
     print("\n3. scrape latency while the collector is slow (0.9 s of each 1 s cycle), 10k series")
-    for label, delay in (("fast collector", 0.0), ("slow collector", 0.9)):
-        port = free_port()
-        r = measure_server([*me, "--serve", "implmon", "--port", str(port), "--series", "10000",
-                            "--delay", str(delay)], port, args.duration, args.max_requests,
-                           warm=2.5, ready_path="/-/ready")
-        results[f"slow_{delay}"] = r
-        print(f"{label:>16}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-              f"max {r['max_ms']:.1f} ms")
+    print(header)
+    rows = measure_side_by_side({
+        "fast collector": server("implmon", 10000),
+        "slow collector": server("implmon", 10000, "--delay", "0.9"),
+    }, args.duration, args.rounds, warm=1.0)
+    table(10000, rows, "slow")
 
     ratio = results[f"render_{big}"]["ratio"]
-    p99 = results[f"scrape_{big}_implmon"]["p99_ms"]
-    p99_15 = results[f"scrape_{big}_implmon_15s"]["p99_ms"]
-    flat = results["slow_0.9"]["p99_ms"] / max(results["slow_0.0"]["p99_ms"], 1e-9)
+    p99 = results[f"scrape_{big}_implmon, 1 s cycles"]["p99_ms"]
+    p99_15 = results[f"scrape15_{big}_implmon, 15 s cycles"]["p99_ms"]
+    floor = results[f"scrape_{big}_static bytes (the floor)"]["p99_ms"]
+    flat = (results["slow_10000_slow collector"]["p99_ms"]
+            / max(results["slow_10000_fast collector"]["p99_ms"], 1e-9))
     print(f"\ngoals: render >= 5x generate_latest at {big}: {ratio:.1f}x "
           f"[{'met' if ratio >= 5 else 'MISSED'}]; p99 scrape < 5 ms at {big}: "
           f"{p99:.2f} ms with 1 s cycles [{'met' if p99 < 5 else 'MISSED'}], "
-          f"{p99_15:.2f} ms with 15 s cycles [{'met' if p99_15 < 5 else 'MISSED'}]; "
-          f"slow/fast collector p99: {flat:.2f}x")
+          f"{p99_15:.2f} ms with 15 s cycles [{'met' if p99_15 < 5 else 'MISSED'}] "
+          f"(static-bytes floor {floor:.2f} ms); slow/fast collector p99: {flat:.2f}x")
     Path(tempfile.gettempdir(), "implmon-bench-scrape.json").write_text(json.dumps(results))
     return 0
 
