@@ -16,8 +16,8 @@ Three measurements, each at 1k, 10k and 100k series, in one run:
 3. Scrape latency while a collector is slow (it takes 90% of the interval every cycle) against
    the same exporter with fast collectors.
 
-Run:  .venv/bin/python bench/scrape.py  [--sizes 1000,10000,100000] [--duration 8]
-      [--rounds 4]
+Run:  .venv/bin/python bench/scrape.py  [--sizes 1000,10000,100000] [--duration 16]
+      [--rounds 8]
 """
 
 from __future__ import annotations
@@ -285,9 +285,9 @@ def serve_static(port: int, series: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--duration", type=float, default=8.0,
-                        help="seconds of scraping per server (8 exporter cycles)")
-    parser.add_argument("--rounds", type=int, default=4,
+    parser.add_argument("--duration", type=float, default=16.0,
+                        help="seconds of scraping per server (16 exporter cycles)")
+    parser.add_argument("--rounds", type=int, default=8,
                         help="the servers of one comparison are scraped in turn, this many times")
     parser.add_argument("--pause", type=float, default=0.01,
                         help="seconds each scraper waits between scrapes")
