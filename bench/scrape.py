@@ -13,6 +13,8 @@ Three measurements, each at 1k, 10k and 100k series, in one run:
    registry (``make_aiohttp_handler``), which renders per scrape. The servers are scraped in
    rounds, in turn, so that the VM's slow stretches fall on all of them alike; the one not
    being scraped is stopped (SIGSTOP) so its cycles do not load the other's measurement.
+   Each row also shows the CPU steal while it was measured (time the hypervisor ran other
+   guests instead of this VM): on a shared VM that, not the server, sets the latency tail.
 3. Scrape latency while a collector is slow (it takes 90% of the interval every cycle) against
    the same exporter with fast collectors.
 
@@ -238,6 +240,16 @@ def start_server(argv: list[str], port: int, ready_path: str) -> subprocess.Pope
     return proc
 
 
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs so far, from /proc/stat (Linux; zeros elsewhere)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0, 0
+    ticks = [int(f) for f in fields[:8]]
+    return ticks[7], sum(ticks)
+
+
 def measure_side_by_side(servers: dict[str, tuple[list[str], int, str]], duration: float,
                          rounds: int, warm: float) -> dict[str, dict[str, float]]:
     """Scrape each server ``duration / rounds`` seconds per round, in turn, for ``rounds``
@@ -250,18 +262,26 @@ def measure_side_by_side(servers: dict[str, tuple[list[str], int, str]], duratio
         for proc in procs.values():
             proc.send_signal(signal.SIGSTOP)
         lat: dict[str, list[float]] = {name: [] for name in servers}
+        # CPU time the hypervisor gave to other guests while each server was scraped: steal
+        # is what sets this VM's latency tail (the floor's p99 moves with it).
+        steal: dict[str, list[int]] = {name: [0, 0] for name in servers}
         for _ in range(rounds):
             for name, (_, port, _) in servers.items():
                 procs[name].send_signal(signal.SIGCONT)
                 time.sleep(warm)
+                before = cpu_times()
                 lat[name] += scrape_latencies(port, duration / rounds)
+                after = cpu_times()
+                steal[name][0] += after[0] - before[0]
+                steal[name][1] += after[1] - before[1]
                 procs[name].send_signal(signal.SIGSTOP)
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGCONT)
             proc.terminate()
             proc.wait(10)
-    return {name: summary(values) for name, values in lat.items()}
+    return {name: {**summary(values), "steal_pct": 100 * steal[name][0] / max(steal[name][1], 1)}
+            for name, values in lat.items()}
 
 
 def serve_static(port: int, series: int) -> None:
@@ -335,10 +355,11 @@ def main() -> int:
             results[f"{key}_{n}_{name}"] = r
             vs = f"{r['p99_ms'] / floor:>7.2f}x" if floor else ""
             print(f"{n:>8} {name:>28} {r['p50_ms']:>7.2f} ms {r['p99_ms']:>7.2f} ms"
-                  f" {r['max_ms']:>7.1f} ms {r['scrapes']:>8.0f} {vs}")
+                  f" {r['max_ms']:>7.1f} ms {r['scrapes']:>8.0f} {r['steal_pct']:>5.1f} %"
+                  f" {vs:>9}")
 
     header = (f"{'series':>8} {'server':>28} {'p50':>10} {'p99':>10} {'max':>10} {'scrapes':>8}"
-              f" {'p99/floor':>9}")
+              f" {'steal':>7} {'p99/floor':>9}")
     print(f"\n2. scrape latency: 2 scraper processes, OpenMetrics+gzip, {args.pause * 1000:g} ms"
           f" between scrapes, {args.duration:g} s per server in {args.rounds} rounds taken in"
           f" turn")

@@ -3,8 +3,9 @@
 Scrapes must not pay for rendering: the reporter renders every cycle's samples once, in a
 worker thread, into OpenMetrics, plain and gzipped (the text format follows on the cycle's first
 request for it), and the server hands out the variant the scraper asked for. A
-:class:`Renderer` caches each series' ``name{labels}`` prefix across cycles, so a steady-state
-cycle costs one dictionary lookup and one float formatting per series.
+:class:`Renderer` keeps each family's series and line formats across cycles: when a cycle has
+the same series as the last one, as it does in steady state, each slice of 2048 series renders
+as one C-level ``format % values`` call, and a series costs about a float formatting.
 
 >>> from implmon.metrics import Sample
 >>> r = Renderer()
