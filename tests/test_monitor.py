@@ -214,6 +214,12 @@ async def test_reload_with_invalid_file_keeps_running_config(tmp_path: Path) -> 
         snapshot = await runtime.monitor.run_cycle()
         assert value(snapshot.samples, "implmon_config_last_reload_successful") == 1.0
 
+        # The status page refreshes at the new interval (never faster than every 5 s).
+        config_file.write_text("interval: 12s\ncollectors:\n  - {kind: system, name: host}\n")
+        assert (await client.post("/-/reload")).status == 200
+        page = await (await client.get("/")).text()
+        assert '<meta http-equiv="refresh" content="12">' in page
+
 
 class RaisingSink:
     """An alert stage with a bug: process() raises."""

@@ -1090,7 +1090,8 @@ class ReportOptions:
     snapshot: SnapshotSource
     events: EventSource | None = None
     clock: Callable[[], float] = time.time
-    refresh_seconds: float | None = 30.0
+    # Seconds, or a function returning them at each request (a reload may change the interval).
+    refresh_seconds: float | Callable[[], float] | None = 30.0
     regression_tolerance: float = DEFAULT_REGRESSION_TOLERANCE
 
 
@@ -1140,7 +1141,10 @@ async def _json_handler(request: web.Request) -> web.Response:
 
 async def _html_handler(request: web.Request) -> web.Response:
     options = request.app[REPORT_OPTIONS]
-    page = render_html(await _report(request), refresh_seconds=options.refresh_seconds)
+    refresh = options.refresh_seconds
+    page = render_html(
+        await _report(request), refresh_seconds=refresh() if callable(refresh) else refresh
+    )
     return web.Response(text=page, content_type="text/html")
 
 
@@ -1149,7 +1153,7 @@ def setup_routes(
     snapshot: SnapshotSource,
     *,
     events: EventSource | None = None,
-    refresh_seconds: float | None = 30.0,
+    refresh_seconds: float | Callable[[], float] | None = 30.0,
     regression_tolerance: float = DEFAULT_REGRESSION_TOLERANCE,
     clock: Callable[[], float] = time.time,
 ) -> None:

@@ -127,12 +127,12 @@ def create_app(runtime: Runtime, web_config: WebConfig | None = None) -> web.App
     # the store opens before the monitor's first cycle and feeds it as a sample provider.
     events = ingest.setup_from_config(app, runtime.config, runtime.monitor.providers)
     # The status page at / and the JSON report (recent builds and deployments from the store);
-    # the page refreshes once per monitor cycle.
+    # the page refreshes once per monitor cycle, the interval of the config now running.
     report.setup_routes(
         app,
         lambda: runtime.monitor.snapshot,
         events=report.StoreEvents(events.store),
-        refresh_seconds=max(5.0, runtime.config.interval),
+        refresh_seconds=lambda: max(5.0, runtime.config.interval),
     )
     return app
 
