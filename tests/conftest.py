@@ -8,21 +8,13 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from implmon.demo import demo_config
-from implmon.stack import (
-    Process,
-    free_port,
-    free_port_block,
-    prometheus_config,
-    start_agents,
-    start_exporter,
-    start_prometheus,
-)
+from implmon.stack import Stack as RunningStack
+from implmon.stack import start_stack
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -44,24 +36,25 @@ def http_text(url: str, headers: dict[str, str] | None = None) -> str:
 
 @dataclass
 class Stack:
-    """The running demo stack; ``query`` runs PromQL against its Prometheus."""
+    """The running demo stack (:class:`implmon.stack.Stack`); ``query`` runs PromQL against its
+    Prometheus."""
 
-    workdir: Path
-    agents_port: int
-    exporter_port: int
-    prometheus_port: int
-    processes: list[Process] = field(default_factory=list)
+    running: RunningStack
+
+    @property
+    def workdir(self) -> Path:
+        return self.running.workdir
 
     @property
     def exporter_url(self) -> str:
-        return f"http://127.0.0.1:{self.exporter_port}"
+        return self.running.exporter_url
 
     @property
     def prometheus_url(self) -> str:
-        return f"http://127.0.0.1:{self.prometheus_port}"
+        return self.running.prometheus_url
 
     def agent_url(self, index: int) -> str:
-        return f"http://127.0.0.1:{self.agents_port + index}"
+        return f"http://127.0.0.1:{self.running.agents_port + index}"
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
@@ -84,20 +77,11 @@ class Stack:
 @pytest.fixture(scope="session")
 def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Demo agents (event-processor flapping every 4 s), the exporter (1 s cycles, down after
-    one failed check) and Prometheus (1 s scrapes, rules/ loaded), shared by the session."""
+    one failed check) and Prometheus (1 s scrapes, rules/ loaded), no Alertmanager, shared by
+    the session."""
     workdir = tmp_path_factory.mktemp("stack")
-    stack = Stack(workdir, free_port(), free_port(), free_port())
-    # The agents need five consecutive ports: take a base that has them.
-    stack.agents_port = free_port_block(5)
-    try:
-        stack.processes.append(start_agents(workdir, stack.agents_port, flap_period=4.0))
-        stack.processes.append(start_exporter(workdir, demo_config(
-            "127.0.0.1", stack.agents_port, interval="1s", store_path=workdir / "implmon.db",
-            failure_threshold=1), stack.exporter_port))
-        stack.processes.append(start_prometheus(workdir, prometheus_config(
-            f"127.0.0.1:{stack.exporter_port}", scrape_interval="1s"), stack.prometheus_port))
+    with start_stack(workdir, alertmanager_yml=None, interval="1s", flap_period=4.0,
+                     failure_threshold=1) as running:
+        stack = Stack(running)
         stack.wait_for('up{job="implmon"} == 1')
         yield stack
-    finally:
-        for proc in reversed(stack.processes):
-            proc.stop()

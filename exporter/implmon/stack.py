@@ -345,7 +345,7 @@ class Stack:
 def start_stack(
     workdir: Path,
     *,
-    alertmanager_yml: str,
+    alertmanager_yml: str | None,
     interval: str = "5s",
     scrape_interval: str | None = None,
     flap_period: float = 20.0,
@@ -363,7 +363,8 @@ def start_stack(
     ``rules/``) loaded; yield once all answer; stop them all (also if one fails to start).
 
     ``alertmanager_yml`` is Alertmanager's config, usually :func:`alertmanager_config` of the
-    caller's webhook receiver. ``interval`` is the exporter's cycle and, unless
+    caller's webhook receiver; None starts no Alertmanager (and nothing alerts to one: the
+    stack's ``alertmanager_port`` is then 0). ``interval`` is the exporter's cycle and, unless
     ``scrape_interval`` is given, Prometheus's scrape and evaluation interval.
     ``extend_exporter_config`` edits the exporter's config (:func:`implmon.demo.demo_config`
     text) before it starts. A port left out is a free one.
@@ -378,28 +379,30 @@ def start_stack(
         agents_port if agents_port is not None else free_port_block(len(DEMO_COMPONENTS)),
         exporter_port if exporter_port is not None else free_port(),
         prometheus_port if prometheus_port is not None else free_port(),
-        alertmanager_port if alertmanager_port is not None else free_port(),
+        0 if alertmanager_yml is None else alertmanager_port or free_port(),
     )
+    alertmanager = alertmanager_yml is not None
     exporter_yml = demo_config(
         "127.0.0.1",
         stack.agents_port,
         interval=interval,
         store_path=workdir / "implmon.db",
-        alertmanager_url=stack.alertmanager_url,
+        alertmanager_url=stack.alertmanager_url if alertmanager else None,
         failure_threshold=failure_threshold,
     )
     if extend_exporter_config is not None:
         exporter_yml = extend_exporter_config(exporter_yml)
     prometheus_yml = prometheus_config(
         f"127.0.0.1:{stack.exporter_port}",
-        alertmanager=f"127.0.0.1:{stack.alertmanager_port}",
+        alertmanager=f"127.0.0.1:{stack.alertmanager_port}" if alertmanager else None,
         scrape_interval=scrape_interval or interval,
         rules_dir=rules_dir,
     )
     with stopping(stack.processes) as processes:
         processes.append(start_agents(workdir, stack.agents_port, flap_period))
         # Alertmanager before the exporter and Prometheus: their first alerts find it up.
-        processes.append(start_alertmanager(workdir, alertmanager_yml, stack.alertmanager_port))
+        if alertmanager_yml is not None:
+            processes.append(start_alertmanager(workdir, alertmanager_yml, stack.alertmanager_port))
         processes.append(
             start_exporter(workdir, exporter_yml, stack.exporter_port, env=exporter_env)
         )
