@@ -118,6 +118,7 @@ class Synthetic(Collector):
 
     kind = "bench_synthetic"
     metrics = (SPEC,)
+    cycles = 0
 
     class Settings(ComponentSettings):
         series: int = 1000
@@ -128,7 +129,7 @@ class Synthetic(Collector):
             await asyncio.sleep(self.settings.delay)
         # A well-behaved collector does CPU-heavy work off the event loop. Every value
         # changes every cycle: nothing may be reused from the last render.
-        self.cycles = getattr(self, "cycles", 0) + 1
+        self.cycles += 1
         return await asyncio.to_thread(samples_for, self.settings.series, self.cycles)
 
 
@@ -182,15 +183,12 @@ def scraper(port: int, until: float, pause: float, out: Any) -> None:
         sock.sendall(REQUEST)
         got = 0
         while (end := buf.find(b"\r\n\r\n", 0, got)) < 0:
-            n = sock.recv_into(view[got:])
-            if not n:
-                raise SystemExit("server closed the connection")
-            got += n
+            got = _receive(sock, view, got)
         head = bytes(buf[:end]).decode("latin-1").lower().split("\r\n")
         fields = dict(line.split(":", 1) for line in head[1:])
         total = end + 4 + int(fields["content-length"])
         while got < total:
-            got += sock.recv_into(view[got:]) or 0
+            got = _receive(sock, view, got)
         latencies.append(time.perf_counter() - started)
         if head[0].split()[1] != "200" or fields.get("content-encoding", "").strip() != "gzip":
             raise SystemExit(f"unexpected answer: {head}")
@@ -200,6 +198,14 @@ def scraper(port: int, until: float, pause: float, out: Any) -> None:
     if not text.endswith(b"# EOF\n"):
         raise SystemExit("the last scrape is not a complete OpenMetrics exposition")
     out.put(latencies)
+
+
+def _receive(sock: socket.socket, view: memoryview, got: int) -> int:
+    """Read what has arrived after the first ``got`` bytes; the new total."""
+    n = sock.recv_into(view[got:])
+    if not n:
+        raise SystemExit("server closed the connection")
+    return got + n
 
 
 def scrape_latencies(port: int, duration: float, concurrency: int = 2) -> list[float]:

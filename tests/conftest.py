@@ -42,19 +42,12 @@ class Stack:
     running: RunningStack
 
     @property
-    def workdir(self) -> Path:
-        return self.running.workdir
-
-    @property
     def exporter_url(self) -> str:
         return self.running.exporter_url
 
     @property
     def prometheus_url(self) -> str:
         return self.running.prometheus_url
-
-    def agent_url(self, index: int) -> str:
-        return f"http://127.0.0.1:{self.running.agents_port + index}"
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
